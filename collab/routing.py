@@ -1,0 +1,3 @@
+"""WebSocket routes of the real-time engine."""
+
+websocket_urlpatterns = []

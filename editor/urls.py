@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("", views.document_list, name="document_list"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("documents/new/", views.document_create, name="document_create"),
+    path("documents/<int:document_id>/", views.document_detail, name="document_detail"),
+    path("documents/<int:document_id>/rename/", views.document_rename, name="document_rename"),
+    path("documents/<int:document_id>/delete/", views.document_delete, name="document_delete"),
+    path("documents/<int:document_id>/share/", views.document_share, name="document_share"),
+    path(
+        "documents/<int:document_id>/share/<int:user_id>/remove/",
+        views.document_unshare,
+        name="document_unshare",
+    ),
+    path("documents/<int:document_id>/lock/", views.document_lock, name="document_lock"),
+    path("admin/", admin.site.urls),
+]
