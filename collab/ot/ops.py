@@ -42,39 +42,46 @@ def push(ops: list, op: dict) -> None:
     order of the two at one index does not matter, so one canonical form is
     kept); adjacent text inserts or retains with equal attributes merge.
     """
-    index = len(ops)
-    if index:
-        last = ops[-1]
-        if "delete" in last:
-            if "delete" in op:
-                ops[-1] = {"delete": last["delete"] + op["delete"]}
-                return
-            if "insert" in op:
-                index -= 1
-                if not index:
-                    ops.insert(0, op)
-                    return
-                last = ops[index - 1]
-        attrs = op.get("attributes")
-        if same_attrs(attrs, last.get("attributes")):
-            if "insert" in op and "insert" in last:
-                a, b = last["insert"], op["insert"]
-                if type(a) is str and type(b) is str:
-                    merged = {"insert": join(a, b)}
-                    if attrs is not None:
-                        merged["attributes"] = attrs
-                    ops[index - 1] = merged
-                    return
-            elif "retain" in op and "retain" in last:
-                merged = {"retain": last["retain"] + op["retain"]}
-                if attrs is not None:
-                    merged["attributes"] = attrs
-                ops[index - 1] = merged
-                return
-    if index == len(ops):
+    if not ops:
         ops.append(op)
+        return
+    last = ops[-1]
+    if "delete" in last:
+        if "delete" in op:
+            ops[-1] = {"delete": last["delete"] + op["delete"]}
+            return
+        if "insert" in op:
+            if len(ops) == 1:
+                ops.insert(0, op)
+            elif not _merged(ops, len(ops) - 2, op):
+                ops.insert(len(ops) - 1, op)
+            return
+        ops.append(op)
+        return
+    if not _merged(ops, len(ops) - 1, op):
+        ops.append(op)
+
+
+def _merged(ops: list, at: int, op: dict) -> bool:
+    """Merge ``op`` into ``ops[at]`` if both are text or both retains with equal attributes."""
+    prev = ops[at]
+    attrs = op.get("attributes")
+    prev_attrs = prev.get("attributes")
+    if attrs is not prev_attrs and not same_attrs(attrs, prev_attrs):
+        return False
+    if "retain" in op:
+        if "retain" not in prev:
+            return False
+        merged = {"retain": prev["retain"] + op["retain"]}
     else:
-        ops.insert(index, op)
+        a, b = prev.get("insert"), op.get("insert")
+        if type(a) is not str or type(b) is not str:
+            return False
+        merged = {"insert": join(a, b)}
+    if attrs is not None:
+        merged["attributes"] = attrs
+    ops[at] = merged
+    return True
 
 
 def chop(ops: list) -> list:
