@@ -1,3 +1,9 @@
 """WebSocket routes of the real-time engine."""
 
-websocket_urlpatterns = []
+from django.urls import path
+
+from .consumers import DocumentConsumer
+
+websocket_urlpatterns = [
+    path("ws/documents/<int:document_id>/", DocumentConsumer.as_asgi()),
+]

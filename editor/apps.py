@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class EditorConfig(AppConfig):
     name = "editor"
     verbose_name = "Documents"
+
+    def ready(self):
+        from . import notify  # noqa: F401  (connects the logout signal)

@@ -178,3 +178,6 @@ if PRODUCTION:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SESSION_COOKIE_HTTPONLY = True
     X_FRAME_OPTIONS = "DENY"
+
+# A socket that has sent nothing (not even a ping) for this long is closed (code 4408).
+TANDEM_HEARTBEAT_TIMEOUT = env_int("TANDEM_HEARTBEAT_TIMEOUT", 45)

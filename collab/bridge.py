@@ -1,0 +1,83 @@
+"""Links the hubs of one document across processes through the channel layer.
+
+Each process has one channel; a hub adds it to its document's group. Messages between
+processes are one per event (not one per socket), sent in order by a single sender task.
+With the in-memory layer there is only one process, so nothing is published, but messages
+from views (renames, locks, access changes) still arrive through it.
+"""
+
+import asyncio
+import logging
+import uuid
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from editor.notify import USERS_GROUP, document_group
+
+log = logging.getLogger("tandem.bridge")
+
+
+class Bridge:
+    def __init__(self, registry):
+        self.registry = registry
+        self.origin = uuid.uuid4().hex
+        self.layer = None
+        self.channel = None
+        self.outbox = None
+        self.tasks = []
+        self.send_failures = 0
+
+    async def start(self):
+        if self.layer is not None:
+            return
+        self.layer = get_channel_layer()
+        self.channel = await self.layer.new_channel("tandem.process.")
+        await self.layer.group_add(USERS_GROUP, self.channel)
+        self.outbox = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        self.tasks = [loop.create_task(self._receive()), loop.create_task(self._send())]
+
+    @property
+    def shared(self):
+        return self.layer is not None and not isinstance(self.layer, InMemoryChannelLayer)
+
+    async def subscribe(self, document_id):
+        await self.start()
+        await self.layer.group_add(document_group(document_id), self.channel)
+
+    async def unsubscribe(self, document_id):
+        await self.layer.group_discard(document_group(document_id), self.channel)
+
+    def publish(self, hub, message):
+        """Queue an event for the other processes that hold the document open."""
+        if self.shared:
+            message["origin"] = self.origin
+            message["document"] = hub.document_id
+            self.outbox.put_nowait((document_group(hub.document_id), message))
+
+    async def _send(self):
+        while True:
+            group, message = await self.outbox.get()
+            try:
+                await self.layer.group_send(group, message)
+            except Exception:
+                # At-most-once: the receivers notice the gap by version and read the log.
+                self.send_failures += 1
+                log.exception("channel layer send failed group=%s", group)
+
+    async def _receive(self):
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("channel layer receive failed")
+                await asyncio.sleep(1)
+                continue
+            if message.get("origin") == self.origin:
+                continue
+            try:
+                await self.registry.dispatch(message)
+            except Exception:
+                log.exception("could not handle %s", message.get("type"))

@@ -1,0 +1,231 @@
+"""One hub per open document per process: its state, its local sockets, and their presence.
+
+All changes to a hub's document state happen in its single commit task (collab.commit), so
+no lock is needed: joins and fetches read the state between two commits, and a join adds the
+socket in the same step as it reads the version, so the socket misses no later broadcast.
+Sockets are sent frames directly (serialised once per frame), never through the channel
+layer; the layer only links processes (collab.bridge).
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from . import presence, store
+from .protocol import ProtocolError, encode
+
+log = logging.getLogger("tandem.hub")
+
+# Ops kept in memory for transforming late edits and answering fetches; older ones are read
+# from the database.
+RECENT_OPS = 2000
+# A client further behind than this on reconnect gets the whole document instead of the ops.
+CATCH_UP_MAX_OPS = 1000
+
+db = database_sync_to_async
+
+
+class HubClosed(Exception):
+    """The hub closed while a socket was joining it; open the document again."""
+
+
+class DocumentHub:
+    def __init__(self, document_id, registry):
+        self.document_id = document_id
+        self.registry = registry
+        self.uid = uuid.uuid4().hex
+        self.connections = {}  # session -> consumer
+        self.remote = presence.RemoteSessions()
+        self.queue = asyncio.Queue()
+        self.closed = False
+        self.ready = asyncio.get_running_loop().create_future()
+        # Document state, owned by the commit task.
+        self.version = 0
+        self.content = None
+        self.locked = False
+        self.recent = []  # Committed ops, consecutive, ending at self.version
+        self.last_seq = {}  # client_id -> (seq, version) of its latest committed edit
+        self.snapshot_version = 0
+        self.snapshot_time = time.monotonic()
+        self.snapshot_task = None
+
+    # -- state -------------------------------------------------------------------------
+
+    def load(self, loaded):
+        self.version = loaded.version
+        self.content = loaded.content
+        self.locked = loaded.locked
+        self.snapshot_version = loaded.version - len(loaded.ops)
+        self.remember(loaded.ops)
+
+    def remember(self, ops):
+        """Record committed ops (already applied to self.content) in the recent window."""
+        for op in ops:
+            self.last_seq[op.client_id] = (op.seq, op.version)
+        self.recent.extend(ops)
+        if len(self.recent) > RECENT_OPS * 2:
+            del self.recent[:-RECENT_OPS]
+
+    async def ops_after(self, version):
+        """Committed ops after `version` up to the hub's version."""
+        if version >= self.version:
+            return []
+        oldest = self.recent[0].version if self.recent else self.version + 1
+        if version + 1 >= oldest:
+            return self.recent[version + 1 - oldest :]
+        return await db(store.ops_since)(self.document_id, version, self.version - version)
+
+    # -- sockets -----------------------------------------------------------------------
+
+    def others(self, consumer):
+        return [c for c in self.connections.values() if c is not consumer]
+
+    async def join(self, consumer, hello):
+        """Answer a `hello`: the document (or the ops the client lacks) and who is here."""
+        if hello.version is not None and hello.version > self.version:
+            raise ProtocolError("future_version", "this document has no such version yet")
+        if self.closed:
+            raise HubClosed()
+        reply = {
+            "type": "joined",
+            "version": self.version,
+            "role": consumer.role,
+            "readonly": consumer.readonly,
+            "locked": self.locked,
+            "title": consumer.title,
+            "you": {"session": consumer.session, "user": consumer.presence["user"]},
+            "presence": self.presence_list(exclude=consumer.session),
+        }
+        if hello.version is None or self.version - hello.version > CATCH_UP_MAX_OPS:
+            reply["content"] = self.content.ops
+        else:
+            missing = await self.ops_after(hello.version)
+            if missing and missing[-1].version != self.version:
+                # Commits happened while the database answered; the client fetches the rest.
+                reply["version"] = missing[-1].version
+            reply["ops"] = [op.as_message() for op in missing]
+        if self.closed:
+            raise HubClosed()
+        self.connections[consumer.session] = consumer
+        await consumer.send_frame(encode(reply))
+        await self.share_presence(consumer)
+        log.info("join doc=%s session=%s user=%s", self.document_id, consumer.session,
+                 consumer.user_id)  # fmt: skip
+
+    async def fetch(self, consumer, since):
+        if since > self.version:
+            raise ProtocolError("future_version", "this document has no such version yet")
+        ops = await self.ops_after(since)
+        await consumer.send_frame(encode({"type": "ops", "ops": [op.as_message() for op in ops]}))
+
+    def submit(self, consumer, submission):
+        self.queue.put_nowait(("submit", consumer, submission))
+
+    async def leave(self, consumer):
+        if self.connections.pop(consumer.session, None) is None:
+            return
+        frame = encode({"type": "leave", "session": consumer.session})
+        await self.fan_out(frame, list(self.connections.values()))
+        self.registry.bridge.publish(self, {"type": "doc.leave", "session": consumer.session})
+        if not self.connections:
+            self.queue.put_nowait(("idle",))
+
+    async def fan_out(self, frame, consumers):
+        """Send one serialised frame to local sockets.
+
+        daphne hands a frame to the socket without suspending, so one slow reader cannot hold
+        up the others.
+        """
+        for consumer in consumers:
+            await consumer.send_frame(frame)
+
+    # -- presence ----------------------------------------------------------------------
+
+    def presence_list(self, exclude=None):
+        local = [c.presence for s, c in self.connections.items() if s != exclude]
+        return local + list(self.remote.entries.values())
+
+    async def set_presence(self, consumer, update):
+        consumer.presence["selection"] = update.selection
+        consumer.presence["version"] = update.version
+        await self.share_presence(consumer)
+
+    async def share_presence(self, consumer):
+        message = {"type": "presence", **consumer.presence}
+        await self.fan_out(encode(message), self.others(consumer))
+        self.registry.bridge.publish(self, {"type": "doc.presence", "entry": consumer.presence})
+
+    async def remote_presence(self, item):
+        self.remote.put(item)
+        await self.fan_out(encode({"type": "presence", **item}), list(self.connections.values()))
+
+    async def remote_leave(self, session):
+        if self.remote.remove(session):
+            frame = encode({"type": "leave", "session": session})
+            await self.fan_out(frame, list(self.connections.values()))
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    async def tick(self):
+        """Every few seconds: drop dead sockets and stale remote presence, snapshot if due."""
+        now = time.monotonic()
+        for consumer in list(self.connections.values()):
+            if now - consumer.last_heard > settings.TANDEM_HEARTBEAT_TIMEOUT:
+                await consumer.close(code=4408)
+        for session in self.remote.expired():
+            frame = encode({"type": "leave", "session": session})
+            await self.fan_out(frame, list(self.connections.values()))
+        sessions = list(self.connections)
+        if sessions:
+            self.registry.bridge.publish(self, {"type": "doc.alive", "sessions": sessions})
+        if self.version > self.snapshot_version and (
+            now - self.snapshot_time > settings.TANDEM_SNAPSHOT_EVERY_SECONDS
+        ):
+            self.snapshot_soon("auto")
+
+    def snapshot_soon(self, reason):
+        """Save the current content in the background; acks never wait for it."""
+        if self.snapshot_task is not None and not self.snapshot_task.done():
+            return
+        version, content = self.version, self.content
+        self.snapshot_version, self.snapshot_time = version, time.monotonic()
+        self.snapshot_task = asyncio.get_running_loop().create_task(
+            db(store.save_snapshot)(self.document_id, version, content, reason)
+        )
+
+    # -- changes made outside the edit stream --------------------------------------------
+
+    async def changed(self, change):
+        """Apply a rename, lock or access change made in a view to the open sockets."""
+        consumers = list(self.connections.values())
+        if "title" in change:
+            for consumer in consumers:
+                consumer.title = change["title"]
+            await self.fan_out(encode({"type": "title", "title": change["title"]}), consumers)
+        if change.get("revoke_all"):
+            for consumer in consumers:
+                await consumer.close(code=4404)
+            return
+        roles = None
+        if change.get("access_changed"):
+            user_ids = list({consumer.user_id for consumer in consumers})
+            roles = await db(store.roles)(self.document_id, user_ids)
+        if "locked" in change:
+            self.locked = change["locked"]
+        if roles is None and "locked" not in change:
+            return
+        for consumer in consumers:
+            if roles is not None:
+                if roles[consumer.user_id] is None:
+                    await consumer.close(code=4404)
+                    continue
+                consumer.role = roles[consumer.user_id]
+            readonly = consumer.role == "viewer" or self.locked
+            if readonly != consumer.readonly or "locked" in change:
+                consumer.readonly = readonly
+                frame = {"type": "lock", "locked": self.locked, "readonly": readonly}
+                await consumer.send_frame(encode(frame))

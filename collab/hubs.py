@@ -1,0 +1,111 @@
+"""The process's open documents: opening and closing hubs, and routing layer messages."""
+
+import asyncio
+import logging
+
+from channels.db import database_sync_to_async
+
+from . import commit, store
+from .bridge import Bridge
+from .hub import DocumentHub
+
+log = logging.getLogger("tandem.hubs")
+
+TICK_SECONDS = 5
+
+
+class Registry:
+    def __init__(self):
+        self.hubs = {}
+        self.bridge = Bridge(self)
+        self.ticker = None
+
+    async def open(self, document_id):
+        """The running hub of the document, loading it on first use."""
+        while True:
+            hub = self.hubs.get(document_id)
+            if hub is None:
+                hub = DocumentHub(document_id, self)
+                self.hubs[document_id] = hub
+                asyncio.get_running_loop().create_task(self._start(hub))
+            await asyncio.shield(hub.ready)
+            if not hub.closed:
+                return hub
+
+    async def _start(self, hub):
+        try:
+            loaded = await database_sync_to_async(store.load)(hub.document_id)
+            hub.load(loaded)
+            await self.bridge.subscribe(hub.document_id)
+        except Exception as error:
+            hub.closed = True
+            self.hubs.pop(hub.document_id, None)
+            hub.ready.set_exception(error)
+            return
+        hub.task = asyncio.get_running_loop().create_task(commit.run(hub))
+        if self.ticker is None:
+            self.ticker = asyncio.get_running_loop().create_task(self._tick())
+        hub.ready.set_result(None)
+
+    async def close(self, hub):
+        """Called by the hub's commit task once its last socket has left."""
+        if self.hubs.get(hub.document_id) is hub:
+            del self.hubs[hub.document_id]
+        hub.closed = True
+        if hub.version > hub.snapshot_version:
+            hub.snapshot_soon("idle")
+        if hub.snapshot_task is not None:
+            await hub.snapshot_task
+        await self.bridge.unsubscribe(hub.document_id)
+
+    async def _tick(self):
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            for hub in list(self.hubs.values()):
+                try:
+                    await hub.tick()
+                except Exception:
+                    log.exception("tick failed doc=%s", hub.document_id)
+
+    async def dispatch(self, message):
+        """Route a channel-layer message from another process or from a view."""
+        kind = message["type"]
+        if kind == "user.logout":
+            await self.close_user(message["user"])
+            return
+        hub = self.hubs.get(message.get("document"))
+        if hub is None or hub.closed:
+            return
+        if kind == "doc.ops":
+            hub.queue.put_nowait(("remote", message["ops"]))
+        elif kind == "doc.presence":
+            await hub.remote_presence(message["entry"])
+        elif kind == "doc.leave":
+            await hub.remote_leave(message["session"])
+        elif kind == "doc.alive":
+            hub.remote.confirm(message["sessions"])
+        elif kind == "doc.changed":
+            await hub.changed(message["change"])
+
+    async def close_user(self, user_id):
+        for hub in list(self.hubs.values()):
+            for consumer in list(hub.connections.values()):
+                if consumer.user_id == user_id:
+                    await consumer.close(code=4401)
+
+
+registry = Registry()
+
+
+async def reset():
+    """Stop every hub and start afresh (tests run each case on a new event loop)."""
+    global registry
+    old = registry
+    registry = Registry()
+    tasks = [*old.bridge.tasks, *([old.ticker] if old.ticker else [])]
+    for hub in old.hubs.values():
+        hub.closed = True
+        if getattr(hub, "task", None):
+            tasks.append(hub.task)
+    for task in tasks:
+        task.cancel()

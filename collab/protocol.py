@@ -1,0 +1,149 @@
+"""Every client message is validated here: types, bounds and sizes, each failure with a code.
+
+See docs/protocol.md. Parsing returns small dataclasses; anything else raises ProtocolError,
+which the consumer turns into an `error` message without touching the document.
+"""
+
+from dataclasses import dataclass
+
+import orjson
+
+from collab.ot import Delta, DeltaError, parse_delta
+
+MAX_VERSION = 2**31 - 1
+
+
+class ProtocolError(Exception):
+    def __init__(self, code, message, seq=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.seq = seq
+
+    def as_message(self):
+        message = {"type": "error", "code": self.code, "message": self.message}
+        if self.seq is not None:
+            message["seq"] = self.seq
+        return message
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    client_id: str
+    version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    seq: int
+    version: int
+    delta: Delta
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    since: int
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    selection: dict | None
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    id: object
+
+
+def _int(message, key, low=0, high=MAX_VERSION, optional=False):
+    value = message.get(key)
+    if value is None and optional:
+        return None
+    # bool is an int in Python but never a valid count or version.
+    if type(value) is not int or not low <= value <= high:
+        raise ProtocolError("bad_message", f"'{key}' must be an integer from {low} to {high}")
+    return value
+
+
+def _hello(message, limits):
+    client_id = message.get("client_id")
+    if not isinstance(client_id, str) or not 8 <= len(client_id) <= 64 or not client_id.isascii():
+        raise ProtocolError("bad_message", "'client_id' must be an ASCII string of 8-64 chars")
+    return Hello(client_id, _int(message, "version", optional=True))
+
+
+def _submit(message, limits):
+    seq = _int(message, "seq", low=1)
+    version = _int(message, "version")
+    try:
+        delta = parse_delta(
+            message.get("delta"), max_ops=limits.max_ops, max_chars=limits.max_chars
+        )
+    except DeltaError as error:
+        raise ProtocolError(error.code, str(error), seq=seq) from None
+    return Submit(seq, version, delta)
+
+
+def _fetch(message, limits):
+    return Fetch(_int(message, "from"))
+
+
+def _presence(message, limits):
+    selection = message.get("selection")
+    if selection is not None:
+        if not isinstance(selection, dict) or set(selection) != {"index", "length"}:
+            raise ProtocolError("bad_message", "'selection' must be {index, length} or null")
+        selection = {
+            "index": _int(selection, "index"),
+            "length": _int(selection, "length"),
+        }
+    return Presence(selection, _int(message, "version"))
+
+
+def _ping(message, limits):
+    ping_id = message.get("id")
+    if ping_id is not None and not (
+        type(ping_id) is int or (isinstance(ping_id, str) and len(ping_id) <= 64)
+    ):
+        raise ProtocolError("bad_message", "'id' must be an integer or a short string")
+    return Ping(ping_id)
+
+
+PARSERS = {
+    "hello": _hello,
+    "submit": _submit,
+    "fetch": _fetch,
+    "presence": _presence,
+    "ping": _ping,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_bytes: int = 256 * 1024
+    max_ops: int = 10_000
+    max_chars: int = 1_000_000
+
+
+def parse_message(text, limits):
+    """Decode one client frame into a message object, or raise ProtocolError."""
+    if text is None:
+        raise ProtocolError("bad_json", "binary frames are not part of the protocol")
+    if len(text) > limits.max_bytes:
+        raise ProtocolError("too_large", f"frames are limited to {limits.max_bytes} bytes")
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("bad_json", "the frame is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("bad_json", "a frame must be a JSON object")
+    parser = PARSERS.get(message.get("type"))
+    if parser is None:
+        raise ProtocolError("bad_message", f"unknown message type {message.get('type')!r}")
+    return parser(message, limits)
+
+
+def encode(message):
+    """Serialise a server message once; the same text goes to every recipient."""
+    return orjson.dumps(message).decode()

@@ -1,0 +1,138 @@
+"""Database work of the real-time engine. Plain sync functions; the hub runs them in a thread.
+
+A document's content is its latest snapshot composed with the ops after it. A document that
+has neither is Quill's empty document at version 0.
+"""
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+
+from collab.ot import Delta
+from editor.access import role_of
+from editor.models import Document
+
+from .models import Operation, Snapshot
+
+EMPTY_DOCUMENT = [{"insert": "\n"}]
+
+
+@dataclass(slots=True)
+class Committed:
+    """An op as it sits in the log and travels in `ops` messages."""
+
+    version: int
+    delta: Delta
+    client_id: str
+    seq: int
+    user: int | None
+
+    def as_message(self):
+        return {
+            "version": self.version,
+            "delta": self.delta.ops,
+            "client_id": self.client_id,
+            "seq": self.seq,
+            "user": self.user,
+        }
+
+
+class VersionTaken(Exception):
+    """Another process committed at the version this one tried to use."""
+
+
+def _committed(row):
+    return Committed(row.version, Delta(row.delta), row.client_id, row.seq, row.author_id)
+
+
+@dataclass(slots=True)
+class Loaded:
+    version: int
+    content: Delta
+    ops: list
+    locked: bool
+
+
+def load(document_id):
+    """The document's current version and content, with the ops since its latest snapshot.
+
+    Raises Document.DoesNotExist when it was deleted.
+    """
+    locked = Document.objects.values_list("locked", flat=True).get(pk=document_id)
+    snapshot = (
+        Snapshot.objects.filter(document_id=document_id)
+        .order_by("-version")
+        .only("version", "content")
+        .first()
+    )
+    base_version = snapshot.version if snapshot else 0
+    content = Delta(snapshot.content if snapshot else EMPTY_DOCUMENT)
+    ops = ops_since(document_id, base_version)
+    for op in ops:
+        content = op.delta.apply_to(content)
+    version = ops[-1].version if ops else base_version
+    return Loaded(version, content, ops, locked)
+
+
+def ops_since(document_id, version, limit=None):
+    """Committed ops after `version`, in version order."""
+    rows = Operation.objects.filter(document_id=document_id, version__gt=version).order_by(
+        "version"
+    )
+    if limit is not None:
+        rows = rows[:limit]
+    return [_committed(row) for row in rows]
+
+
+def find_committed(document_id, client_id, seq):
+    """The version at which (client_id, seq) was committed, or None."""
+    return (
+        Operation.objects.filter(document_id=document_id, client_id=client_id, seq=seq)
+        .values_list("version", flat=True)
+        .first()
+    )
+
+
+def insert(document_id, ops):
+    """Commit ops (consecutive versions) in one transaction, or raise VersionTaken."""
+    try:
+        with transaction.atomic():
+            Operation.objects.bulk_create(
+                [
+                    Operation(
+                        document_id=document_id,
+                        version=op.version,
+                        delta=op.delta.ops,
+                        author_id=op.user,
+                        client_id=op.client_id,
+                        seq=op.seq,
+                    )
+                    for op in ops
+                ]
+            )
+    except IntegrityError as error:
+        raise VersionTaken(str(error)) from None
+
+
+def save_snapshot(document_id, version, content, reason="auto", user_id=None):
+    """Store content at version unless a snapshot of that version exists already."""
+    try:
+        with transaction.atomic():
+            Snapshot.objects.get_or_create(
+                document_id=document_id,
+                version=version,
+                defaults={"content": content.ops, "reason": reason, "created_by_id": user_id},
+            )
+    except IntegrityError:
+        pass  # a twin process saved the same version first
+
+
+def roles(document_id, user_ids):
+    """{user_id: role or None} for the users, after an access change."""
+    document = Document.objects.filter(pk=document_id).first()
+    users = get_user_model().objects.in_bulk(user_ids)
+    return {
+        user_id: (role_of(users[user_id], document) if document and user_id in users else None)
+        for user_id in user_ids
+    }

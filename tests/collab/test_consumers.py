@@ -1,0 +1,218 @@
+"""The document socket, message by message and error code by error code."""
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from collab import store
+from collab.models import Operation
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+async def content_in_db(document):
+    loaded = await sync_to_async(store.load)(document.pk)
+    return loaded.version, loaded.content.ops
+
+
+async def test_join_sends_document_role_and_presence(connect, document, owner, editor_user):
+    alice = await connect(owner, document)
+    assert alice.joined["version"] == 0
+    assert alice.joined["content"] == [{"insert": "\n"}]
+    assert alice.joined["role"] == "owner" and alice.joined["readonly"] is False
+    assert alice.joined["title"] == "Plans"
+    bob = await connect(editor_user, document)
+    assert [p["user"]["name"] for p in bob.joined["presence"]] == ["olivia"]
+    seen = await alice.receive_type("presence")
+    assert seen["user"]["name"] == "eddie" and seen["session"] == bob.joined["you"]["session"]
+
+
+async def test_submit_is_acked_broadcast_and_stored(connect, document, owner, editor_user):
+    alice = await connect(owner, document)
+    bob = await connect(editor_user, document)
+    await alice.receive_type("presence")
+    seq = await alice.submit(0, [{"insert": "Hi "}])
+    assert await alice.receive_type("ack") == {"type": "ack", "seq": seq, "version": 1}
+    ops = (await bob.receive_type("ops"))["ops"]
+    assert ops == [
+        {"version": 1, "delta": [{"insert": "Hi "}], "client_id": alice.client_id, "seq": seq,
+         "user": owner.pk}
+    ]  # fmt: skip
+    assert await content_in_db(document) == (1, [{"insert": "Hi \n"}])
+
+
+async def test_concurrent_edits_are_transformed(connect, document, owner, editor_user):
+    alice = await connect(owner, document)
+    bob = await connect(editor_user, document)
+    await alice.submit(0, [{"insert": "abc"}])
+    await alice.receive_type("ack")
+    await bob.receive_type("ops")
+    # Both edit version 1 at once; bob's arrives second and is transformed.
+    await alice.submit(1, [{"retain": 3}, {"insert": "X"}])
+    await bob.submit(1, [{"insert": "Y"}])
+    assert (await alice.receive_type("ack"))["version"] == 2
+    ack = await bob.receive_type("ack")
+    assert ack["version"] == 3
+    got = (await alice.receive_type("ops"))["ops"][0]
+    assert got["version"] == 3 and got["delta"] == [{"insert": "Y"}]
+    assert await content_in_db(document) == (3, [{"insert": "YabcX\n"}])
+
+
+async def test_resend_is_acked_once_and_not_applied_twice(connect, document, owner):
+    alice = await connect(owner, document)
+    seq = await alice.submit(0, [{"insert": "once"}])
+    await alice.receive_type("ack")
+    await alice.close()
+
+    again = await connect(owner, document, hello=False)
+    again.client_id = alice.client_id
+    joined = await again.hello(version=0)
+    assert joined["ops"][0]["seq"] == seq
+    await again.submit(0, [{"insert": "once"}], seq=seq)
+    assert await again.receive_type("ack") == {"type": "ack", "seq": seq, "version": 1}
+    assert await content_in_db(document) == (1, [{"insert": "once\n"}])
+    assert await sync_to_async(Operation.objects.count)() == 1
+
+
+async def test_fetch_returns_missing_ops(connect, document, owner):
+    alice = await connect(owner, document)
+    for n in range(3):
+        await alice.submit(n, [{"insert": str(n)}])
+        await alice.receive_type("ack")
+    await alice.send(type="fetch", **{"from": 1})
+    ops = (await alice.receive_type("ops"))["ops"]
+    assert [op["version"] for op in ops] == [2, 3]
+
+
+async def test_reconnect_with_version_gets_only_the_ops_since(connect, document, owner):
+    alice = await connect(owner, document)
+    for n in range(3):
+        await alice.submit(n, [{"insert": "x"}])
+        await alice.receive_type("ack")
+    late = await connect(owner, document, hello=False)
+    joined = await late.hello(version=2)
+    assert joined["version"] == 3
+    assert "content" not in joined
+    assert [op["version"] for op in joined["ops"]] == [3]
+
+
+async def test_ping_pong(connect, document, owner):
+    alice = await connect(owner, document)
+    await alice.send(type="ping", id=7)
+    assert await alice.receive_type("pong") == {"type": "pong", "id": 7}
+
+
+async def test_presence_is_shared_and_leave_announced(connect, document, owner, editor_user):
+    alice = await connect(owner, document)
+    bob = await connect(editor_user, document)
+    await alice.receive_type("presence")
+    await bob.send(type="presence", selection={"index": 0, "length": 0}, version=0)
+    seen = await alice.receive_type("presence")
+    assert seen["selection"] == {"index": 0, "length": 0}
+    assert seen["user"]["color"].startswith("#")
+    await bob.close()
+    left = await alice.receive_type("leave")
+    assert left["session"] == bob.joined["you"]["session"]
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "bad_json"),
+        ("[1, 2]", "bad_json"),
+        (json.dumps({"type": "dance"}), "bad_message"),
+        (json.dumps({"type": "submit", "seq": "1", "version": 0, "delta": []}), "bad_message"),
+        (json.dumps({"type": "submit", "seq": 2, "version": -1, "delta": []}), "bad_message"),
+        (json.dumps({"type": "submit", "seq": 2, "version": 0, "delta": [{"retain": 0}]}),
+         "bad_delta"),
+        (json.dumps({"type": "submit", "seq": 2, "version": 0, "delta": [{"insert": ""}]}),
+         "bad_delta"),
+        (json.dumps({"type": "submit", "seq": 2, "version": 0,
+                     "delta": [{"insert": "a", "bold": True}]}), "bad_delta"),
+        (json.dumps({"type": "submit", "seq": 2, "version": 0, "delta": [{"delete": 5}]}),
+         "does_not_fit"),
+        (json.dumps({"type": "submit", "seq": 2, "version": 9, "delta": [{"insert": "a"}]}),
+         "future_version"),
+        (json.dumps({"type": "fetch", "from": 9}), "future_version"),
+        (json.dumps({"type": "presence", "selection": {"index": 1}, "version": 0}),
+         "bad_message"),
+        (json.dumps({"type": "hello", "client_id": "short", "version": None}), "bad_message"),
+    ],
+)  # fmt: skip
+async def test_bad_input_gets_an_error_and_changes_nothing(connect, document, owner, frame, code):
+    alice = await connect(owner, document)
+    await alice.submit(0, [{"insert": "keep"}])
+    await alice.receive_type("ack")
+    await alice.ws.send_to(text_data=frame)
+    error = await alice.receive_type("error")
+    assert error["code"] == code, error
+    assert error["message"]
+    assert await content_in_db(document) == (1, [{"insert": "keep\n"}])
+    # The socket still works.
+    await alice.submit(1, [{"insert": "!"}])
+    assert (await alice.receive_type("ack"))["version"] == 2
+
+
+async def test_too_large_frame_is_refused(connect, document, owner, settings):
+    settings.TANDEM_MAX_MESSAGE_BYTES = 1000
+    alice = await connect(owner, document)
+    await alice.submit(0, [{"insert": "x" * 2000}])
+    assert (await alice.receive_type("error"))["code"] == "too_large"
+    assert await content_in_db(document) == (0, [{"insert": "\n"}])
+
+
+async def test_messages_before_hello_are_refused(connect, document, owner):
+    alice = await connect(owner, document, hello=False)
+    await alice.submit(0, [{"insert": "x"}])
+    error = await alice.receive_type("error")
+    assert error["code"] == "not_joined" and error["seq"] == 1
+
+
+async def test_viewer_cannot_submit_but_receives(connect, document, owner, viewer_user):
+    alice = await connect(owner, document)
+    vera = await connect(viewer_user, document)
+    assert vera.joined["readonly"] is True
+    await vera.submit(0, [{"insert": "nope"}])
+    assert (await vera.receive_type("error"))["code"] == "read_only"
+    await alice.submit(0, [{"insert": "yes"}])
+    assert (await vera.receive_type("ops"))["ops"][0]["delta"] == [{"insert": "yes"}]
+    assert await content_in_db(document) == (1, [{"insert": "yes\n"}])
+
+
+async def test_rate_limit_then_close(connect, document, owner, settings):
+    settings.TANDEM_RATE_LIMIT_PER_SECOND = 5
+    alice = await connect(owner, document)
+    codes = []
+    for _ in range(40):
+        await alice.send(type="ping")
+    while True:
+        output = await alice.ws.receive_output(2)
+        if output["type"] == "websocket.close":
+            break
+        message = json.loads(output["text"])
+        codes.append(message.get("code"))
+    assert "rate_limited" in codes
+    assert output["code"] == 4429
+
+
+async def test_repeated_garbage_closes_with_4400(connect, document, owner):
+    alice = await connect(owner, document)
+    for _ in range(25):
+        await alice.ws.send_to(text_data="garbage")
+    while True:
+        output = await alice.ws.receive_output(2)
+        if output["type"] == "websocket.close":
+            assert output["code"] == 4400
+            break
+
+
+async def test_anonymous_and_strangers_are_closed(open_socket, document, stranger):
+    from django.contrib.auth.models import AnonymousUser
+
+    anonymous = await open_socket(AnonymousUser(), document.pk)
+    assert await anonymous.closed_with() == 4401
+    outsider = await open_socket(stranger, document.pk)
+    assert await outsider.closed_with() == 4404
+    missing = await open_socket(stranger, document.pk + 999)
+    assert await missing.closed_with() == 4404
