@@ -1,0 +1,458 @@
+/**
+ * The client half of the Tandem edit protocol (docs/protocol.md) as a pure state machine.
+ *
+ * No DOM, no WebSocket, no timers: the page feeds it local edits and server messages, and it
+ * answers through three callbacks:
+ *
+ *   send(message)        a protocol message to put on the socket (only called while joined)
+ *   apply(delta, info)   a change to apply to the editor, in the editor's coordinates;
+ *                        info.kind is "remote" (a committed edit of someone else), "reset"
+ *                        (the server sent a whole document) or "revert" (our refused edits)
+ *   onChange()           something observable changed (status, version, pending count)
+ *
+ * It is the ot.js client: Synchronized (nothing in flight), AwaitingAck (one edit in flight)
+ * or AwaitingWithBuffer (one in flight, later local edits composed into a buffer). Committed
+ * edits are applied strictly in version order; anything that arrives early is held and a
+ * `fetch` asks for the gap. The Delta class is injected so that the same code runs in the
+ * browser (Quill.import("delta")) and in node's tests (the quill-delta package).
+ *
+ * Tie-breaking mirrors the server, which rebases a submitted edit with
+ * committed.transform(submitted, true): the committed edit wins ties. So for a committed
+ * edit R arriving while our edit P is pending:
+ *   P' = R.transform(P, true)    what the server will turn P into
+ *   R' = P.transform(R, false)   R as it applies on top of our P
+ * and doc∘P∘R' equals doc∘R∘P'.
+ */
+
+export const SyncState = Object.freeze({
+  SYNCHRONIZED: "synchronized",
+  AWAITING_ACK: "awaiting-ack",
+  AWAITING_WITH_BUFFER: "awaiting-with-buffer",
+});
+
+/** Error codes after which the client must fetch the whole document again (see protocol). */
+const RESYNC_CODES = new Set(["does_not_fit", "future_version", "version_too_old", "bad_sequence"]);
+/** Error codes after which the pending edits cannot be committed and are undone locally. */
+const DROP_CODES = new Set(["read_only", "too_large", "bad_delta"]);
+
+export function randomClientId(random = Math.random) {
+  let id = "c-";
+  while (id.length < 18) id += Math.floor(random() * 36).toString(36);
+  return id;
+}
+
+export class SyncClient {
+  /**
+   * @param {object} options
+   * @param {Function} options.Delta  the quill-delta class
+   * @param {string} [options.clientId]  8-64 characters, stable for the page's life
+   * @param {number} [options.historyLimit]  committed edits kept to move old cursors forward
+   */
+  constructor({
+    Delta,
+    clientId = randomClientId(),
+    send = () => {},
+    apply = () => {},
+    onChange = () => {},
+    historyLimit = 500,
+  }) {
+    this.Delta = Delta;
+    this.clientId = clientId;
+    this.send = send;
+    this.apply = apply;
+    this.onChange = onChange;
+    this.historyLimit = historyLimit;
+
+    this.version = null; // last committed version applied (null before the first join)
+    this.doc = new Delta().insert("\n"); // the committed document at `version`
+    this.inflight = null; // {seq, baseVersion, sent, delta, count, epoch}
+    this.buffer = null; // local edits composed, on top of inflight
+    this.bufferCount = 0;
+    this.nextSeq = 1;
+    this.held = new Map(); // version -> committed op that arrived before its turn
+    this.earlyAck = null; // {seq, version}: our ack ahead of the ops we hold
+    this.fetchFrom = null; // `from` of the fetch we are waiting for
+    this.joined = false;
+    this.epoch = 0; // counts connections, to resend the in-flight edit once per connection
+    this.resyncRequested = false;
+    this.history = []; // [{version, delta}] committed edits, oldest first
+    this.stallVersion = null;
+    this.stats = { remote: 0, acked: 0, duplicates: 0, fetches: 0, resends: 0, resets: 0 };
+  }
+
+  // ---- observation ----------------------------------------------------------------------
+
+  get state() {
+    if (!this.inflight) return SyncState.SYNCHRONIZED;
+    return this.buffer ? SyncState.AWAITING_WITH_BUFFER : SyncState.AWAITING_ACK;
+  }
+
+  /** Local edits (one per `localEdit` call) that the server has not acknowledged yet. */
+  pendingCount() {
+    return (this.inflight ? this.inflight.count : 0) + this.bufferCount;
+  }
+
+  /** Our unacknowledged changes as one delta on top of `doc`, or null. */
+  pending() {
+    const parts = [this.inflight && this.inflight.delta, this.buffer].filter(Boolean);
+    if (parts.length === 0) return null;
+    return parts.length === 1 ? parts[0] : parts[0].compose(parts[1]);
+  }
+
+  /** The document as the user sees it: the committed one plus our pending edits. */
+  localDocument() {
+    const pending = this.pending();
+    return pending ? this.doc.compose(pending) : this.doc;
+  }
+
+  // ---- connection lifecycle -------------------------------------------------------------
+
+  /** The `hello` for a freshly opened socket. */
+  hello() {
+    this.joined = false;
+    this.fetchFrom = null;
+    this.epoch += 1;
+    const version = this.resyncRequested ? null : this.version;
+    return { type: "hello", client_id: this.clientId, version };
+  }
+
+  /** The socket closed: nothing is sent until the next `joined`. Held ops stay valid. */
+  disconnected() {
+    this.joined = false;
+    this.fetchFrom = null;
+    this.onChange();
+  }
+
+  /** Ask for the whole document on the next `hello` (after an error that says so). */
+  requestResync() {
+    this.resyncRequested = true;
+  }
+
+  // ---- input from the editor ------------------------------------------------------------
+
+  /** A change the user made (already applied in the editor). */
+  localEdit(delta) {
+    const change = delta instanceof this.Delta ? delta : new this.Delta(delta);
+    if (change.ops.length === 0) return;
+    this.buffer = this.buffer ? this.buffer.compose(change) : change;
+    this.bufferCount += 1;
+    this._flush();
+    this.onChange();
+  }
+
+  // ---- input from the server ------------------------------------------------------------
+
+  /** Dispatch one server message. Returns an action hint for the page, or null. */
+  receive(message) {
+    switch (message.type) {
+      case "joined":
+        this._joined(message);
+        return null;
+      case "ack":
+        this._ack(message);
+        return null;
+      case "ops":
+        this._receiveOps(message.ops || []);
+        return null;
+      case "error":
+        return this._error(message);
+      default:
+        return null;
+    }
+  }
+
+  /** Called periodically by the page: re-asks for ops that seem lost. */
+  tick() {
+    const waiting = this.held.size > 0 || this.earlyAck !== null;
+    if (!this.joined || !waiting) {
+      this.stallVersion = null;
+      return;
+    }
+    if (this.stallVersion === this.version) this._requestFetch(true);
+    this.stallVersion = this.version;
+  }
+
+  /** Send the in-flight edit again (after `rate_limited`). */
+  resendInflight() {
+    if (this.joined && this.inflight) this._sendInflight();
+  }
+
+  // ---- presence coordinates -------------------------------------------------------------
+
+  /**
+   * A range that refers to committed version `version`, moved to the local document (through
+   * later committed edits and our pending ones). Null when it cannot be placed (yet).
+   */
+  rangeToLocal(range, version) {
+    const current = this.rangeToCurrent(range, version);
+    if (!current) return null;
+    const pending = this.pending();
+    if (!pending) return current;
+    return moveRange(current, pending);
+  }
+
+  /** A range of committed version `version`, moved to the current committed version. */
+  rangeToCurrent(range, version) {
+    if (!range || this.version === null || version > this.version) return null;
+    if (version === this.version) return { index: range.index, length: range.length };
+    const first = this.history.length ? this.history[0].version : Infinity;
+    if (version + 1 < first) return null;
+    let moved = { index: range.index, length: range.length };
+    for (const entry of this.history) {
+      if (entry.version > version) moved = moveRange(moved, entry.delta);
+    }
+    return moved;
+  }
+
+  /** A range of the local document expressed on the committed document (for `presence`). */
+  rangeToCommitted(range) {
+    if (!range) return null;
+    const pending = this.pending();
+    if (!pending) return { index: range.index, length: range.length };
+    return moveRange(range, pending.invert(this.doc));
+  }
+
+  // ---- internals ------------------------------------------------------------------------
+
+  _joined(message) {
+    this.joined = true;
+    this.fetchFrom = null;
+    if (message.content) {
+      this._resetTo(message.content, message.version);
+    } else {
+      this._receiveOps(message.ops || []);
+      if (this.version !== null && this.version < message.version) this._requestFetch(true);
+    }
+    this.resyncRequested = false;
+    if (this.inflight && this.inflight.epoch !== this.epoch) this._sendInflight();
+    this._flush();
+    this.onChange();
+  }
+
+  _ack(message) {
+    const inflight = this.inflight;
+    if (!inflight || message.seq !== inflight.seq) {
+      this.stats.duplicates += 1; // an ack we already took from a fetch answer
+      return;
+    }
+    if (message.version === this.version + 1) {
+      this._acknowledge(message.version);
+      this._drain();
+    } else if (message.version > this.version + 1) {
+      this.earlyAck = { seq: message.seq, version: message.version };
+      this._drain();
+    } else {
+      // The server says this seq was committed long ago and did not apply it again, yet we
+      // never saw it committed: only possible after a whole-document reset. What the user
+      // sees (our edit rebased on that document) becomes a fresh edit, so all converge.
+      this.buffer = this.buffer ? inflight.delta.compose(this.buffer) : inflight.delta;
+      this.bufferCount += inflight.count;
+      this.inflight = null;
+      this.nextSeq = inflight.seq + 1;
+      this._flush();
+    }
+    this.onChange();
+  }
+
+  _receiveOps(ops) {
+    for (const op of ops) {
+      if (this.version !== null && op.version <= this.version) {
+        this.stats.duplicates += 1;
+      } else if (!this.held.has(op.version)) {
+        this.held.set(op.version, op);
+      } else {
+        this.stats.duplicates += 1;
+      }
+    }
+    this._drain();
+    this.onChange();
+  }
+
+  /** Apply held ops and early acks in version order; ask for what is missing. */
+  _drain() {
+    if (this.version === null) return; // not joined yet: keep everything for later
+    for (;;) {
+      const next = this.version + 1;
+      const op = this.held.get(next);
+      if (op) {
+        this.held.delete(next);
+        this._applyCommitted(op);
+      } else if (this.earlyAck && this.inflight && this.earlyAck.version === next) {
+        this._acknowledge(next);
+      } else {
+        break;
+      }
+    }
+    for (const version of this.held.keys()) {
+      if (version <= this.version) this.held.delete(version); // delivered twice meanwhile
+    }
+    if (this.earlyAck && (!this.inflight || this.earlyAck.version <= this.version)) {
+      this.earlyAck = null;
+    }
+    if (this.held.size > 0) this._requestFetch(false);
+  }
+
+  _applyCommitted(op) {
+    const inflight = this.inflight;
+    if (inflight && op.client_id === this.clientId && op.seq === inflight.seq) {
+      this._acknowledge(op.version); // our own edit, seen in a fetch or catch-up answer
+      return;
+    }
+    const Delta = this.Delta;
+    const remote = op.delta instanceof Delta ? op.delta : new Delta(op.delta);
+    let forLocal = remote;
+    if (inflight) {
+      const rebased = forLocal.transform(inflight.delta, true);
+      forLocal = inflight.delta.transform(forLocal, false);
+      inflight.delta = rebased;
+    }
+    if (this.buffer) {
+      const rebased = forLocal.transform(this.buffer, true);
+      forLocal = this.buffer.transform(forLocal, false);
+      this.buffer = rebased;
+    }
+    this.doc = this.doc.compose(remote);
+    this.version = op.version;
+    this._remember(op.version, remote);
+    this.stats.remote += 1;
+    this.apply(forLocal, { kind: "remote", op });
+  }
+
+  _acknowledge(version) {
+    const inflight = this.inflight;
+    this.doc = this.doc.compose(inflight.delta);
+    this.version = version;
+    this._remember(version, inflight.delta);
+    this.inflight = null;
+    this.earlyAck = null;
+    this.stats.acked += 1;
+    this._flush();
+  }
+
+  _remember(version, delta) {
+    this.history.push({ version, delta });
+    if (this.history.length > this.historyLimit) this.history.shift();
+  }
+
+  _flush() {
+    if (!this.joined || this.inflight || !this.buffer || this.version === null) return;
+    this.inflight = {
+      seq: this.nextSeq,
+      baseVersion: this.version,
+      sent: this.buffer,
+      delta: this.buffer,
+      count: this.bufferCount,
+      epoch: this.epoch,
+    };
+    this.nextSeq += 1;
+    this.buffer = null;
+    this.bufferCount = 0;
+    this._sendInflight(false);
+  }
+
+  _sendInflight(isResend = true) {
+    const inflight = this.inflight;
+    inflight.epoch = this.epoch;
+    if (isResend) this.stats.resends += 1;
+    // Unchanged on resend: same seq, same base version, same delta (protocol "submit").
+    this.send({
+      type: "submit",
+      seq: inflight.seq,
+      version: inflight.baseVersion,
+      delta: inflight.sent.ops,
+    });
+  }
+
+  _requestFetch(force) {
+    if (!this.joined || this.version === null) return;
+    if (!force && this.fetchFrom === this.version) return;
+    this.fetchFrom = this.version;
+    this.stats.fetches += 1;
+    this.send({ type: "fetch", from: this.version });
+  }
+
+  /**
+   * The server sent a whole document (fresh load, or the ops since our version are gone).
+   * Pending edits cannot be rebased exactly; they are rebased over the difference between
+   * the document we had and the new one, and submitted again.
+   */
+  _resetTo(contentOps, version) {
+    const Delta = this.Delta;
+    const content = new Delta(contentOps);
+    if (
+      this.inflight &&
+      this.earlyAck &&
+      this.earlyAck.seq === this.inflight.seq &&
+      this.earlyAck.version <= version
+    ) {
+      // Our edit is known to be part of the new document already.
+      this.doc = this.doc.compose(this.inflight.delta);
+      this.inflight = null;
+    }
+    const pending = this.pending();
+    const count = this.pendingCount();
+    const change = this.doc.diff(content);
+    let forLocal = change;
+    if (pending) {
+      const rebased = change.transform(pending, true);
+      forLocal = pending.transform(change, false);
+      if (this.inflight) this.nextSeq = this.inflight.seq; // it was never committed
+      this.inflight = null;
+      this.buffer = rebased.ops.length ? rebased : null;
+      this.bufferCount = this.buffer ? count : 0;
+    }
+    this.doc = content;
+    this.version = version;
+    this.earlyAck = null;
+    this.history = [];
+    for (const held of [...this.held.keys()]) if (held <= version) this.held.delete(held);
+    this.stats.resets += 1;
+    this.apply(forLocal, { kind: "reset" });
+    this._drain();
+  }
+
+  _error(message) {
+    const code = message.code;
+    const concernsInflight =
+      this.inflight && message.seq !== undefined && message.seq === this.inflight.seq;
+    if (code === "not_joined") return { action: "reconnect" };
+    if (code === "rate_limited") return concernsInflight ? { action: "retry-later" } : null;
+    if (!concernsInflight) return null;
+    if (DROP_CODES.has(code)) {
+      this._revertPending();
+      return { action: code === "read_only" ? "read-only" : "dropped", code };
+    }
+    if (RESYNC_CODES.has(code)) {
+      if (code === "bad_sequence") {
+        // Our numbering no longer matches the server's: continue as a new client, as a
+        // reload would.
+        this.clientId = randomClientId();
+        this.nextSeq = 1;
+        if (this.inflight) this.inflight.seq = 1;
+      }
+      this.requestResync();
+      return { action: "resync", code };
+    }
+    return null;
+  }
+
+  /** Undo every pending edit locally (the server refused them; nothing was committed). */
+  _revertPending() {
+    const pending = this.pending();
+    if (!pending) return;
+    const inverse = pending.invert(this.doc);
+    if (this.inflight) this.nextSeq = this.inflight.seq;
+    this.inflight = null;
+    this.buffer = null;
+    this.bufferCount = 0;
+    this.earlyAck = null;
+    this.apply(inverse, { kind: "revert" });
+    this.onChange();
+  }
+}
+
+function moveRange(range, delta) {
+  const start = delta.transformPosition(range.index);
+  const end = delta.transformPosition(range.index + range.length);
+  return { index: start, length: Math.max(0, end - start) };
+}
