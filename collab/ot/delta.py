@@ -194,8 +194,8 @@ class Delta:
     # Plumbing.
 
     def to_json(self) -> list:
-        """The ops as JSON-ready dicts (shared, so do not modify them)."""
-        return self.ops
+        """The ops as a new list of JSON-ready dicts (the dicts are shared: do not modify them)."""
+        return list(self.ops)
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Delta):

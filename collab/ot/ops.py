@@ -113,8 +113,8 @@ def piece(op: dict, offset: int, length: int, op_length: int) -> dict:
 class OpIter:
     """Walks a list of ops, handing out pieces of a requested length.
 
-    Past the end it yields an endless plain retain, which lets compose and
-    transform treat a shorter delta as retaining the rest of the document.
+    Past the end it yields an endless plain retain, which lets compose treat
+    a shorter delta as retaining the rest of the document.
     """
 
     __slots__ = ("ops", "index", "offset", "count", "cur_len")
@@ -125,12 +125,6 @@ class OpIter:
         self.index = index
         self.offset = 0
         self.cur_len = op_len(ops[index]) if index < self.count else INFINITY
-
-    def has_next(self) -> bool:
-        return self.index < self.count
-
-    def peek(self) -> dict | None:
-        return self.ops[self.index] if self.index < self.count else None
 
     def peek_len(self):
         return self.cur_len - self.offset
