@@ -35,6 +35,7 @@ const results = {};
 for (const [label, work] of Object.entries(workloads)) {
   const run = work.kind === 'compose' ? runCompose : runTransform;
   run(work); // warm-up: let the JIT compile before measuring
-  results[label] = run(work);
+  const runs = [run(work), run(work), run(work)];
+  results[label] = runs.reduce((best, r) => (r.rate > best.rate ? r : best));
 }
 console.log(JSON.stringify(results));
