@@ -1,0 +1,187 @@
+/**
+ * A WebSocket that stays up: reconnects with exponential backoff and jitter, sends a `ping`
+ * every 15 s, and treats a socket that has been silent for 35 s as dead.
+ *
+ * Knows nothing of documents: it moves JSON objects and reports open / message / close.
+ * WebSocket, timers, clock and randomness are injectable for tests.
+ */
+
+/** Close codes after which reconnecting cannot help (protocol "Close codes"). */
+export const FATAL_CLOSE_CODES = new Set([4401, 4404]);
+
+/**
+ * Delay before reconnect attempt `attempt` (0-based): the first is quick, then doubling up to
+ * the cap, with "equal jitter" (half fixed, half random) so that clients do not stampede.
+ */
+export function backoffDelay(attempt, random = Math.random, { first = 250, base = 500, cap = 10000 } = {}) {
+  if (attempt <= 0) return Math.round(first * (0.5 + random() * 0.5));
+  const ceiling = Math.min(cap, base * 2 ** attempt);
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+export class Connection {
+  constructor({
+    url,
+    onOpen = () => {},
+    onMessage = () => {},
+    onClose = () => {},
+    WebSocketImpl = globalThis.WebSocket,
+    timers = globalThis,
+    now = () => Date.now(),
+    random = Math.random,
+    pingEvery = 15000,
+    deadAfter = 35000,
+    connectTimeout = 10000,
+  }) {
+    Object.assign(this, { url, onOpen, onMessage, onClose, WebSocketImpl, timers, now, random });
+    this.pingEvery = pingEvery;
+    this.deadAfter = deadAfter;
+    this.connectTimeout = connectTimeout;
+    this.connectTimer = null;
+    this.socket = null;
+    this.open = false;
+    this.attempt = 0;
+    this.stopped = true;
+    this.retryTimer = null;
+    this.heartbeat = null;
+    this.lastHeard = 0;
+    this.lastPing = 0;
+    this.pingId = 0;
+    this.closeCode = null;
+  }
+
+  start() {
+    this.stopped = false;
+    this._connect();
+  }
+
+  /** Close for good (no reconnect). */
+  stop() {
+    this.stopped = true;
+    this.timers.clearTimeout(this.retryTimer);
+    this.timers.clearTimeout(this.connectTimer);
+    this._drop(1000);
+  }
+
+  /** Drop the current socket and reconnect at once (e.g. the browser came back online). */
+  reconnectNow() {
+    if (this.stopped) return;
+    this.attempt = 0;
+    if (this.socket && this.open) this._drop(4000, true);
+    else {
+      this.timers.clearTimeout(this.retryTimer);
+      this._drop(4000, false);
+      this._connect();
+    }
+  }
+
+  /** Send a message if the socket is open; returns whether it went out. */
+  send(message) {
+    if (!this.open) return false;
+    try {
+      this.socket.send(JSON.stringify(message));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  _connect() {
+    if (this.stopped) return;
+    const socket = new this.WebSocketImpl(this.url);
+    this.socket = socket;
+    this.lastHeard = this.now();
+    this.timers.clearTimeout(this.connectTimer);
+    this.connectTimer = this.timers.setTimeout(() => {
+      // A connect that hangs (blackholed network) counts as a failed attempt.
+      if (socket === this.socket && !this.open) this._drop(4408, true);
+    }, this.connectTimeout);
+    socket.onopen = () => {
+      if (socket !== this.socket) return;
+      this.timers.clearTimeout(this.connectTimer);
+      this.open = true;
+      this.lastHeard = this.now();
+      this.lastPing = this.now();
+      this._startHeartbeat();
+      this.onOpen();
+    };
+    socket.onmessage = (event) => {
+      if (socket !== this.socket) return;
+      this.lastHeard = this.now();
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message && message.type === "joined") this.attempt = 0; // a healthy connection
+      this.onMessage(message);
+    };
+    socket.onclose = (event) => {
+      if (socket !== this.socket) return;
+      this._closed(event.code);
+    };
+    socket.onerror = () => {}; // onclose follows
+  }
+
+  /** Forget the socket (its late events are ignored) and report the close. */
+  _drop(code, reconnect = false) {
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = null;
+    try {
+      socket.close();
+    } catch {
+      // already closing
+    }
+    if (reconnect) this._closed(code, socket);
+    else {
+      this._stopHeartbeat();
+      this.open = false;
+    }
+  }
+
+  _closed(code) {
+    const wasOpen = this.open;
+    this.open = false;
+    this.socket = null;
+    this.closeCode = code;
+    this._stopHeartbeat();
+    const fatal = FATAL_CLOSE_CODES.has(code);
+    if (!this.stopped && !fatal) {
+      // Flooding means waiting longer; otherwise the usual backoff.
+      const attempt = code === 4429 ? Math.max(this.attempt, 4) : this.attempt;
+      const delay = backoffDelay(attempt, this.random);
+      this.attempt = attempt + 1;
+      this.timers.clearTimeout(this.retryTimer);
+      this.retryTimer = this.timers.setTimeout(() => this._connect(), delay);
+    }
+    this.onClose({ code, wasOpen, fatal, willRetry: !this.stopped && !fatal });
+  }
+
+  _startHeartbeat() {
+    this._stopHeartbeat();
+    const every = Math.min(1000, this.pingEvery);
+    this.heartbeat = this.timers.setInterval(() => this._beat(), every);
+  }
+
+  _stopHeartbeat() {
+    if (this.heartbeat !== null) this.timers.clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  _beat() {
+    if (!this.open) return;
+    const now = this.now();
+    if (now - this.lastHeard >= this.deadAfter) {
+      // Silent too long: the socket is dead even if the browser has not noticed yet.
+      this._drop(4408, true);
+      return;
+    }
+    if (now - this.lastPing >= this.pingEvery) {
+      this.lastPing = now;
+      this.pingId += 1;
+      this.send({ type: "ping", id: this.pingId });
+    }
+  }
+}

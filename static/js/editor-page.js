@@ -1,0 +1,242 @@
+/**
+ * The document page: Quill in #editor, kept in sync over the WebSocket protocol.
+ *
+ * Wiring only: the protocol state lives in sync.js, the socket in connection.js, cursors and
+ * the "Here now" list in presence.js, the status wording in status.js.
+ */
+import QuillCursors from "quill-cursors";
+
+import { Connection } from "./connection.js";
+import { Presence } from "./presence.js";
+import { describeStatus, STATUS_KINDS } from "./status.js";
+import { SyncClient } from "./sync.js";
+
+const Quill = window.Quill;
+const Delta = Quill.import("delta");
+Quill.register("modules/cursors", QuillCursors);
+
+const PRESENCE_EVERY_MS = 120;
+const TICK_EVERY_MS = 2000;
+const RATE_LIMIT_RETRY_MS = 1000;
+
+const TOOLBAR = [
+  [{ header: [1, 2, 3, false] }],
+  ["bold", "italic", "underline", "strike"],
+  [{ color: [] }],
+  [{ list: "ordered" }, { list: "bullet" }, { list: "check" }],
+  ["blockquote", "code-block"],
+  ["link"],
+  ["clean"],
+];
+
+function start() {
+  const container = document.getElementById("editor");
+  if (!container) return;
+  const statusEl = document.getElementById("status");
+  const titleEl = document.getElementById("doc-title");
+  const canEdit = container.dataset.canEdit === "true";
+
+  const quill = new Quill(container, {
+    theme: "snow",
+    placeholder: canEdit ? "Start writing…" : "",
+    modules: {
+      toolbar: TOOLBAR,
+      history: { delay: 500, maxStack: 200, userOnly: true },
+      cursors: { transformOnTextChange: false, hideDelayMs: 5000, hideSpeedMs: 300 },
+    },
+  });
+  quill.disable(); // until the document has arrived
+  const wrapper = container.parentElement;
+
+  const view = {
+    joined: false,
+    everJoined: false,
+    readonlyByServer: !canEdit,
+    closeCode: null,
+  };
+  const readonly = () => !canEdit || view.readonlyByServer;
+
+  const client = new SyncClient({
+    Delta,
+    send: (message) => connection.send(message),
+    apply: applyToEditor,
+    onChange: () => {
+      renderStatus();
+      presence.changed();
+    },
+  });
+
+  const connection = new Connection({
+    url: socketUrl(container.dataset.wsPath),
+    onOpen: () => connection.send(client.hello()),
+    onMessage: receive,
+    onClose: (info) => {
+      view.joined = false;
+      if (info.fatal) view.closeCode = info.code;
+      client.disconnected();
+      applyEditable();
+      renderStatus();
+    },
+  });
+
+  const presence = new Presence({
+    client,
+    cursors: quill.getModule("cursors"),
+    list: document.getElementById("presence"),
+  });
+
+  /** Apply a delta from the sync client, keeping the local selection where it belongs. */
+  function applyToEditor(delta) {
+    const selection = quill.hasFocus() ? quill.getSelection() : null;
+    quill.updateContents(delta, "api");
+    if (selection) {
+      const start = delta.transformPosition(selection.index);
+      const end = delta.transformPosition(selection.index + selection.length);
+      quill.setSelection(start, Math.max(0, end - start), "silent");
+    }
+  }
+
+  function receive(message) {
+    switch (message.type) {
+      case "joined":
+        view.joined = true;
+        view.everJoined = true;
+        view.closeCode = null;
+        view.readonlyByServer = Boolean(message.readonly);
+        if (message.title) setTitle(message.title);
+        client.receive(message);
+        presence.joined(message.you, message.presence);
+        applyEditable();
+        sendPresence();
+        break;
+      case "presence":
+        presence.update(message);
+        break;
+      case "leave":
+        presence.leave(message.session);
+        break;
+      case "title":
+        setTitle(message.title);
+        break;
+      case "lock":
+        view.readonlyByServer = Boolean(message.readonly);
+        applyEditable();
+        break;
+      case "error":
+        handleError(message);
+        break;
+      case "pong":
+        break;
+      default:
+        client.receive(message); // ack, ops
+    }
+    renderStatus();
+  }
+
+  function handleError(message) {
+    const hint = client.receive(message);
+    if (!hint) {
+      if (window.console) console.warn("tandem: server refused a message", message);
+      return;
+    }
+    if (hint.action === "retry-later") {
+      setTimeout(() => client.resendInflight(), RATE_LIMIT_RETRY_MS);
+    } else if (hint.action === "read-only") {
+      view.readonlyByServer = true;
+      applyEditable();
+    } else if (hint.action === "resync" || hint.action === "reconnect") {
+      connection.reconnectNow();
+    } else if (hint.action === "dropped") {
+      console.warn("tandem: an edit was refused and undone", message);
+    }
+  }
+
+  function applyEditable() {
+    const editable = view.joined && !readonly();
+    // Offline editing goes on once the document has been loaded; viewers never edit.
+    const offlineEditable = !view.joined && view.everJoined && !readonly();
+    quill.enable(editable || offlineEditable);
+    wrapper.classList.toggle("is-readonly", readonly());
+  }
+
+  function setTitle(title) {
+    if (titleEl) titleEl.textContent = title;
+    document.title = `${title} · Tandem`;
+  }
+
+  function renderStatus() {
+    const { text, kind } = describeStatus({
+      joined: view.joined,
+      everJoined: view.everJoined,
+      readonly: readonly(),
+      pending: client.pendingCount(),
+      closeCode: view.closeCode,
+    });
+    if (statusEl.textContent !== text) statusEl.textContent = text;
+    for (const name of STATUS_KINDS) statusEl.classList.toggle(name, name === kind);
+    statusEl.dataset.pending = String(client.pendingCount());
+  }
+
+  // Our cursor, throttled, on the committed version it refers to.
+  let presenceTimer = null;
+  let presenceLast = 0;
+  function sendPresence() {
+    if (!view.joined || client.version === null) return;
+    const range = quill.getSelection();
+    if (!range) return; // keep showing where we were while the editor is not focused
+    const selection = client.rangeToCommitted(range);
+    connection.send({ type: "presence", selection, version: client.version });
+    presenceLast = Date.now();
+  }
+  function presenceSoon() {
+    if (presenceTimer !== null) return;
+    const wait = Math.max(0, PRESENCE_EVERY_MS - (Date.now() - presenceLast));
+    presenceTimer = setTimeout(() => {
+      presenceTimer = null;
+      sendPresence();
+    }, wait);
+  }
+
+  quill.on("text-change", (delta, _old, source) => {
+    if (source === "user") {
+      client.localEdit(delta);
+      presenceSoon();
+    }
+    presence.changed();
+  });
+  quill.on("selection-change", (range, _old, source) => {
+    if (range && source !== "silent") presenceSoon();
+  });
+
+  window.addEventListener("beforeunload", (event) => {
+    if (client.pendingCount() > 0) {
+      event.preventDefault();
+      event.returnValue = ""; // older browsers need it set
+    }
+  });
+  window.addEventListener("online", () => {
+    if (!view.joined) connection.reconnectNow();
+  });
+  setInterval(() => client.tick(), TICK_EVERY_MS);
+
+  // For the end-to-end tests and for debugging from the console.
+  window.tandem = {
+    quill,
+    client,
+    connection,
+    presence,
+    /** True when the editor shows exactly the committed document plus our pending edits. */
+    consistent: () =>
+      JSON.stringify(quill.getContents().ops) === JSON.stringify(client.localDocument().ops),
+  };
+
+  renderStatus();
+  connection.start();
+}
+
+function socketUrl(path) {
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${window.location.host}${path}`;
+}
+
+start();

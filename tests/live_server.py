@@ -1,0 +1,220 @@
+"""Real Tandem servers for end-to-end and multi-process tests.
+
+`DaphneServer` runs `daphne editor.asgi:application` in a subprocess on a free (or given)
+port, waits until it answers HTTP, and can stop it, SIGKILL it and start it again on the same
+port. `sqlite_database()` makes a migrated throwaway SQLite database; `manage()` runs a
+management command against whatever database an environment points at.
+
+    url = sqlite_database(tmp_path)                # or an existing DATABASE_URL
+    env = {"DATABASE_URL": url}                    # REDIS_URL too, for several processes
+    manage("demo", env=env)
+    with DaphneServer(env=env) as server:
+        ...  server.url, server.restart(), server.kill() ...
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def server_env(env=None):
+    """The environment for a server or management command: ours plus `env` on top."""
+    merged = dict(os.environ)
+    merged.setdefault("DJANGO_SETTINGS_MODULE", "editor.settings")
+    merged["PYTHONUNBUFFERED"] = "1"
+    merged.update(env or {})
+    return merged
+
+
+def manage(*args, env=None, timeout=120):
+    """Run `manage.py ARGS` with `env`; returns its stdout; raises with stderr on failure."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=server_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+def sqlite_database(directory=None):
+    """Create and migrate a fresh SQLite file; returns its DATABASE_URL."""
+    directory = Path(directory or tempfile.mkdtemp(prefix="tandem-live-"))
+    path = directory / "live.sqlite3"
+    url = f"sqlite:///{path}"  # an absolute path gives sqlite://// + path
+    manage("migrate", "--noinput", env={"DATABASE_URL": url})
+    return url
+
+
+def run_python(code, env=None):
+    """Run Python inside `manage.py shell`; the snippet prints JSON, which is returned."""
+    out = manage("shell", "-c", code, env=env)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def create_users(users, env=None):
+    """Create (or reset) users: {"alice": "password", ...}."""
+    code = f"""
+import json
+from django.contrib.auth import get_user_model
+User = get_user_model()
+for name, password in {users!r}.items():
+    user, _ = User.objects.get_or_create(username=name)
+    user.set_password(password)
+    user.save()
+print(json.dumps(sorted({users!r})))
+"""
+    return run_python(code, env=env)
+
+
+def create_documents(owner, titles, shares=None, env=None):
+    """Documents owned by `owner`, shared as {"bob": "editor", ...}; returns {title: id}."""
+    code = f"""
+import json
+from django.contrib.auth import get_user_model
+from editor.models import Document, DocumentAccess
+User = get_user_model()
+owner = User.objects.get(username={owner!r})
+ids = {{}}
+for title in {list(titles)!r}:
+    document = Document.objects.create(owner=owner, title=title)
+    for name, role in {dict(shares or {})!r}.items():
+        user = User.objects.get(username=name)
+        DocumentAccess.objects.create(document=document, user=user, role=role)
+    ids[title] = document.pk
+print(json.dumps(ids))
+"""
+    return run_python(code, env=env)
+
+
+class DaphneServer:
+    """A daphne process serving Tandem on 127.0.0.1:`port` with `env` on top of ours."""
+
+    def __init__(self, port=None, env=None, log_dir=None, ready_timeout=30):
+        self.port = port or free_port()
+        self.env = dict(env or {})
+        self.ready_timeout = ready_timeout
+        self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="tandem-daphne-"))
+        self.log_path = self.log_dir / f"daphne-{self.port}.log"
+        self.process = None
+        self._log = None
+        self.starts = 0
+
+    @property
+    def url(self):
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def ws_url(self):
+        return f"ws://{HOST}:{self.port}"
+
+    def start(self):
+        if self.running:
+            return self
+        self._log = open(self.log_path, "a")  # noqa: SIM115 - closed in _reap
+        self.starts += 1
+        self._log.write(f"\n==== start #{self.starts} on port {self.port}\n")
+        self._log.flush()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                HOST,
+                "-p",
+                str(self.port),
+                "editor.asgi:application",
+            ],
+            cwd=ROOT,
+            env=server_env(self.env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+        return self
+
+    @property
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout=10):
+        """SIGTERM, wait, SIGKILL if it will not go."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reap()
+
+    def kill(self):
+        """SIGKILL: the process gets no chance to flush or say goodbye."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._reap()
+
+    def restart(self, kill=False):
+        """Stop (or kill) and start again on the same port."""
+        if kill:
+            self.kill()
+        else:
+            self.stop()
+        return self.start()
+
+    def log(self):
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def _reap(self):
+        self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/accounts/login/", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"daphne did not answer within {self.ready_timeout}s:\n{self.log()}")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
