@@ -7,11 +7,9 @@ leading plain retain of ``b`` skips (found by bisection on the length index)
 and the tail of ``a`` left after ``b`` ends.
 """
 
-from bisect import bisect_right
-
 from . import attributes
 from .index import OpIndex, leading_inserts
-from .ops import DELETE, INSERT, OpIter, chop, op_len, push
+from .ops import DELETE, INSERT, OpIter, chop, push
 
 
 def compose(a_ops: list, b_ops: list, a_index: OpIndex | None):
@@ -25,11 +23,10 @@ def compose(a_ops: list, b_ops: list, a_index: OpIndex | None):
     first = b_ops[0] if b_ops else None
     skipped = 0
     if first is not None and "retain" in first and "attributes" not in first:
-        cum = a_index.cum
-        head = bisect_right(cum, first["retain"], 0, a_index.lead)
+        head = a_index.find(first["retain"], a_index.lead)
         if head:
             out = a_ops[:head]
-            skipped = cum[head - 1]
+            skipped = a_index.end(head - 1)
         this = OpIter(a_ops, head)
     else:
         head = 0
@@ -76,7 +73,7 @@ def compose(a_ops: list, b_ops: list, a_index: OpIndex | None):
 
 
 def _carry_index(a_ops, a_index, out, head, tail_start) -> OpIndex:
-    """Index of ``out`` reusing the lengths of ops copied unchanged from ``a``.
+    """Index of ``out``, carried over from ``a``'s for the ops copied unchanged.
 
     ``out[: head - 1]`` is untouched prefix of ``a`` (pushing may rewrite
     only the op before the last); ``out`` ends with ``a_ops[tail_start:]``.
@@ -88,14 +85,12 @@ def _carry_index(a_ops, a_index, out, head, tail_start) -> OpIndex:
         tail_len -= 1
     middle_end = len(out) - tail_len
     middle = out[keep:middle_end]
-    lens = a_index.lens[:keep]
-    lens += [op_len(op) for op in middle]
+    index = a_index.carry(keep, middle, tail_start or 0, tail_len)
     lead = keep + leading_inserts(middle, 0)
-    if tail_len:
-        lens += a_index.lens[tail_start : tail_start + tail_len]
-        if lead == middle_end:
-            if a_index.lead >= tail_start:
-                lead += min(tail_len, a_index.lead - tail_start)
-            else:
-                lead += leading_inserts(out, middle_end)
-    return OpIndex(lens, lead)
+    if tail_len and lead == middle_end:
+        if a_index.lead >= tail_start:
+            lead += min(tail_len, a_index.lead - tail_start)
+        else:
+            lead += leading_inserts(out, middle_end)
+    index.lead = lead
+    return index

@@ -8,8 +8,6 @@ built (``insert``, ``retain``, ``delete``, ``push``, ``chop``), which modify
 only their own list.
 """
 
-from bisect import bisect_right
-
 from .attributes import same_attrs
 from .compose import compose as _compose
 from .diff import diff as _diff
@@ -223,10 +221,8 @@ def _splits_pair_at(document: Delta, at: int) -> bool:
     if at <= 0:
         return False
     index = document._indexed()
-    cum = index.cum
-    i = bisect_right(cum, at)
+    i = index.find(at)
     if i >= len(document.ops):
         return False
-    op_start = cum[i - 1] if i else 0
     ins = document.ops[i]["insert"]
-    return type(ins) is str and splits_pair(ins, at - op_start)
+    return type(ins) is str and splits_pair(ins, at - index.end(i - 1))

@@ -1,6 +1,7 @@
 """The collab.ot contract beyond quill-delta parity: parsing, fitting, UTF-16, immutability."""
 
 import json
+import random
 from itertools import accumulate
 
 import pytest
@@ -206,3 +207,36 @@ def test_large_document_compose_keeps_every_character():
         doc = Delta().retain(at).delete(1).apply_to(doc)
     assert doc.text() == expected_text
     assert doc.length() == length == Delta(doc.ops).length()
+
+
+def test_long_edit_sessions_agree_with_fresh_deltas():
+    # Composed documents reuse their source's length index; after hundreds of
+    # edits (enough to fold its segments many times) every answer must match
+    # a delta that indexes the same ops from scratch.
+    rng = random.Random(5)
+    doc = Delta()
+    for i in range(300):
+        doc.insert(f"run😀{i} ", [{"bold": True}, None, {"italic": True}][i % 3])
+    for step in range(600):
+        length = doc.length()
+        at = rng.randrange(0, length)
+        kind = step % 4
+        if kind == 0:
+            edit = Delta().retain(at).insert("é")
+        elif kind == 1:
+            edit = Delta().retain(at).delete(min(3, length - at))
+        elif kind == 2:
+            edit = Delta().retain(at).retain(min(40, length - at), {"color": "red"})
+        else:
+            edit = Delta().insert("z").retain(at).delete(1)
+        try:
+            result = edit.apply_to(doc)
+        except DeltaError as err:
+            assert err.code == "does_not_fit"
+            continue
+        assert result == Delta(doc.ops).compose(edit)
+        doc = result
+        fresh = Delta(doc.ops)
+        assert doc.length() == fresh.length()
+        start = rng.randrange(0, doc.length())
+        assert doc.slice(start, start + 25) == fresh.slice(start, start + 25)
