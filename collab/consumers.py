@@ -15,9 +15,8 @@ from django.http import Http404
 
 from editor.access import access_document, can_edit
 
-from . import presence
+from . import hubs, presence
 from .hub import HubClosed
-from . import hubs
 from .protocol import (
     Fetch,
     Hello,
@@ -116,7 +115,9 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         await self.hub.set_presence(self, update)
 
     async def on_ping(self, ping):
-        await self.send_frame(encode({"type": "pong", "id": ping.id}))
+        # The version lets a client that lost a broadcast notice it even when nothing follows.
+        version = self.hub.version if self.hub is not None else None
+        await self.send_frame(encode({"type": "pong", "id": ping.id, "version": version}))
 
     async def disconnect(self, code):
         self.open = False

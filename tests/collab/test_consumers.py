@@ -100,7 +100,7 @@ async def test_reconnect_with_version_gets_only_the_ops_since(connect, document,
 async def test_ping_pong(connect, document, owner):
     alice = await connect(owner, document)
     await alice.send(type="ping", id=7)
-    assert await alice.receive_type("pong") == {"type": "pong", "id": 7}
+    assert await alice.receive_type("pong") == {"type": "pong", "id": 7, "version": 0}
 
 
 async def test_presence_is_shared_and_leave_announced(connect, document, owner, editor_user):
