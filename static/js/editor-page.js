@@ -55,6 +55,7 @@ function start() {
     closeCode: null,
   };
   const readonly = () => !canEdit || view.readonlyByServer;
+  const log = []; // the last errors from the server, for debugging
 
   const client = new SyncClient({
     Delta,
@@ -134,6 +135,8 @@ function start() {
   }
 
   function handleError(message) {
+    log.push(message);
+    if (log.length > 20) log.shift();
     const hint = client.receive(message);
     if (!hint) {
       if (window.console) console.warn("tandem: server refused a message", message);
@@ -221,13 +224,13 @@ function start() {
 
   // For the end-to-end tests and for debugging from the console.
   window.tandem = {
+    log,
     quill,
     client,
     connection,
     presence,
     /** True when the editor shows exactly the committed document plus our pending edits. */
-    consistent: () =>
-      JSON.stringify(quill.getContents().ops) === JSON.stringify(client.localDocument().ops),
+    consistent: () => quill.getContents().diff(client.localDocument()).ops.length === 0,
   };
 
   renderStatus();

@@ -1,0 +1,318 @@
+"""Issue 5 acceptance: two people editing one document in real browsers on a real server."""
+
+import json
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import wait_joined_page
+from tests.live_server import run_python
+
+pytestmark = pytest.mark.e2e
+
+SOCKET = re.compile(r".*/ws/documents/\d+/$")
+SYNC_TIMEOUT = 20000
+
+
+def contents(page):
+    return page.evaluate("() => window.tandem.quill.getContents().ops")
+
+
+def text(page):
+    return page.evaluate("() => window.tandem.quill.getText()")
+
+
+def wait_synced(page, timeout=SYNC_TIMEOUT):
+    """Joined, nothing pending, and the editor shows exactly what the client believes."""
+    try:
+        page.wait_for_function(
+            """() => {
+                const t = window.tandem;
+                return t && t.client.joined && t.client.pendingCount() === 0
+                    && t.client.held.size === 0 && t.consistent();
+            }""",
+            timeout=timeout,
+        )
+    except Exception as error:
+        raise AssertionError(f"page never synced: {describe(page)}") from error
+
+
+def describe(page):
+    """The client's state, for failure messages."""
+    return page.evaluate(
+        """() => {
+            const t = window.tandem;
+            if (!t) return "no editor";
+            const c = t.client;
+            return JSON.stringify({
+                status: document.getElementById("status").textContent,
+                joined: c.joined, version: c.version, state: c.state,
+                pending: c.pendingCount(), held: [...c.held.keys()], earlyAck: c.earlyAck,
+                consistent: t.consistent(), stats: c.stats, log: t.log || [],
+                editor: t.quill.getContents().ops, model: c.localDocument().ops,
+            });
+        }"""
+    )
+
+
+def wait_converged(*pages, timeout=SYNC_TIMEOUT):
+    """Every page synced, on the same version, with identical contents."""
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        for page in pages:
+            wait_synced(page, timeout=timeout)
+        versions = {page.evaluate("() => window.tandem.client.version") for page in pages}
+        docs = {json.dumps(contents(page), sort_keys=True) for page in pages}
+        if len(versions) == 1 and len(docs) == 1:
+            return json.loads(docs.pop())
+        if time.monotonic() > deadline:
+            raise AssertionError(f"pages did not converge: versions {versions}\n{docs}")
+        time.sleep(0.1)
+
+
+def stored(document_id, env):
+    """The document as the server's database has it (latest snapshot + ops after it)."""
+    code = f"""
+import json
+from collab.store import load
+loaded = load({document_id})
+print(json.dumps({{"version": loaded.version, "ops": loaded.content.ops}}))
+"""
+    return run_python(code, env=env)
+
+
+def place_caret(page, index):
+    page.evaluate("(i) => window.tandem.quill.setSelection(i, 0, 'user')", index)
+
+
+def caret_at_end(page):
+    page.evaluate(
+        "() => { const q = window.tandem.quill; q.setSelection(q.getLength() - 1, 0, 'user'); }"
+    )
+
+
+def interleave(typing, rounds=None):
+    """Type in several pages at the same time: one chunk per page per round.
+
+    typing: [(page, [chunk, ...]), ...]. Keystrokes do not wait for the server, so every
+    page has edits in flight while the others' arrive.
+    """
+    rounds = rounds or max(len(chunks) for _, chunks in typing)
+    for i in range(rounds):
+        for page, chunks in typing:
+            if i < len(chunks):
+                page.keyboard.type(chunks[i])
+
+
+def test_two_users_typing_at_once_converge_in_pages_and_database(
+    open_page, make_document, server_env
+):
+    document_id = make_document()
+    alice = open_page("alice", document_id)
+    bob = open_page("bob", document_id)
+
+    alice.click(".ql-editor")
+    alice.keyboard.type("First paragraph.")
+    alice.keyboard.press("Enter")
+    alice.keyboard.type("Second paragraph.")
+    wait_converged(alice, bob)
+
+    # Different paragraphs: alice at the end of the first, bob at the end of the second.
+    place_caret(alice, len("First paragraph."))
+    caret_at_end(bob)
+    interleave([(alice, [" a1", " a2", " a3", " a4"]), (bob, [" b1", " b2", " b3", " b4"])])
+    # The same paragraph, the same spot: both at the very start of the second paragraph.
+    wait_converged(alice, bob)
+    start_of_second = text(alice).index("Second")
+    place_caret(alice, start_of_second)
+    place_caret(bob, start_of_second)
+    interleave([(alice, ["A", "A", "A", "A"]), (bob, ["B", "B", "B", "B"])])
+
+    final = wait_converged(alice, bob)
+    final_text = "".join(op["insert"] for op in final)
+    assert final_text.startswith("First paragraph. a1 a2 a3 a4\n")
+    assert final_text.count("A") == 4 and final_text.count("B") == 4
+    assert " b1 b2 b3 b4" in final_text
+    assert not alice.errors and not bob.errors
+
+    # The server's database holds exactly what the pages show, and a new page loads it.
+    assert stored(document_id, server_env)["ops"] == final
+    carol = open_page("alice", document_id)
+    wait_synced(carol)
+    assert contents(carol) == final
+
+
+def test_bold_and_remote_cursor_with_name_and_screenshot(open_page, make_document, artifacts):
+    document_id = make_document()
+    alice = open_page("alice", document_id)
+    bob = open_page("bob", document_id)
+
+    alice.click(".ql-editor")
+    alice.keyboard.type("hello world")
+    alice.evaluate("() => window.tandem.quill.setSelection(0, 5, 'user')")
+    alice.keyboard.press("Control+b")
+    wait_converged(alice, bob)
+    expect(bob.locator(".ql-editor strong")).to_have_text("hello")
+    assert contents(bob)[0] == {"insert": "hello", "attributes": {"bold": True}}
+
+    # Bob sees alice's cursor, in her colour and with her name; and both in "Here now".
+    caret_at_end(alice)
+    alice.keyboard.type("!")
+    cursor = bob.locator(".ql-cursor").filter(has_text="alice")
+    expect(cursor).to_have_count(1)
+    expect(cursor.locator(".ql-cursor-caret")).to_be_visible()
+    expect(cursor.locator(".ql-cursor-name")).to_have_text("alice")
+    expect(bob.locator("#presence li", has_text="alice")).to_have_count(1)
+    expect(bob.locator("#presence li", has_text="bob (you)")).to_have_count(1)
+    dot = bob.locator("#presence li", has_text="alice").evaluate(
+        "li => li.style.getPropertyValue('--dot')"
+    )
+    assert dot.startswith("#")
+
+    # Mid-collaboration: bob types too, and the moment is kept for review.
+    bob.click(".ql-editor")
+    caret_at_end(bob)
+    bob.keyboard.type(" and bob")
+    expect(alice.locator(".ql-cursor").filter(has_text="bob")).to_have_count(1)
+    bob.hover(".ql-cursor-caret-container")
+    alice.screenshot(path=str(artifacts / "collaboration-alice.png"))
+    bob.screenshot(path=str(artifacts / "collaboration-bob.png"))
+    wait_converged(alice, bob)
+
+
+def test_lost_connection_shows_offline_and_merges_on_return(open_page, make_document):
+    document_id = make_document()
+    network = {"up": True, "links": []}
+
+    def route(ws):
+        if not network["up"]:
+            ws.close()  # the network is down: the connection attempt fails
+            return
+        server = ws.connect_to_server()
+        network["links"].append((ws, server))
+
+    alice = open_page("alice", document_id)
+    bob = open_page(
+        "bob", document_id, before_goto=lambda page: page.route_web_socket(SOCKET, route)
+    )
+    alice.click(".ql-editor")
+    alice.keyboard.type("Shared start.")
+    wait_converged(alice, bob)
+
+    # Cut bob off: both directions closed, new attempts refused until the network is back.
+    network["up"] = False
+    for page_side, server_side in network["links"]:
+        server_side.close()
+        page_side.close()
+    network["links"].clear()
+    expect(bob.locator("#status")).not_to_have_text("Saved")
+
+    caret_at_end(bob)
+    bob.keyboard.type(" Bob offline one.")
+    expect(bob.locator("#status")).to_contain_text("Offline")
+    expect(bob.locator("#status")).to_have_class(re.compile(r"\boffline\b"))
+    caret_at_end(alice)
+    alice.keyboard.type(" Alice meanwhile.")
+    bob.keyboard.press("Enter")
+    bob.keyboard.type("Bob offline two.")
+    assert bob.evaluate("() => window.tandem.client.pendingCount()") > 0
+    assert "Alice meanwhile" not in text(bob)
+
+    network["up"] = True
+    final = wait_converged(alice, bob, timeout=30000)
+    final_text = "".join(op["insert"] for op in final)
+    for piece in ("Shared start.", " Bob offline one.", " Alice meanwhile.", "Bob offline two."):
+        assert final_text.count(piece) == 1, (piece, final_text)
+    expect(bob.locator("#status")).to_have_text("Saved")
+
+
+def test_server_restart_during_editing_loses_nothing(open_page, make_document, server):
+    document_id = make_document()
+    alice = open_page("alice", document_id)
+    bob = open_page("bob", document_id)
+    alice.click(".ql-editor")
+    alice.keyboard.type("Before restart.")
+    wait_converged(alice, bob)
+
+    caret_at_end(alice)
+    alice.keyboard.type(" alice-1")
+    caret_at_end(bob)
+    bob.keyboard.type(" bob-1")
+    server.kill()  # mid-editing, edits possibly in flight
+    alice.keyboard.type(" alice-2")
+    bob.keyboard.type(" bob-2")
+    expect(alice.locator("#status")).to_contain_text(re.compile("Offline|Reconnecting"))
+    server.start()
+    alice.keyboard.type(" alice-3")
+
+    final = wait_converged(alice, bob, timeout=30000)
+    final_text = "".join(op["insert"] for op in final)
+    for piece in ("Before restart.", " alice-1", " alice-2", " alice-3", " bob-1", " bob-2"):
+        assert final_text.count(piece) == 1, (piece, final_text)
+
+
+def test_viewer_is_read_only_and_undo_is_per_user(open_page, make_document):
+    document_id = make_document()
+    alice = open_page("alice", document_id)
+    bob = open_page("bob", document_id)
+    victor = open_page("victor", document_id)
+
+    expect(victor.locator("#status")).to_have_text("Read-only")
+    expect(victor.locator(".ql-editor")).to_have_attribute("contenteditable", "false")
+    victor.click(".ql-editor", force=True)
+    victor.keyboard.type("viewer was here")
+
+    alice.click(".ql-editor")
+    alice.keyboard.type("alice text")
+    wait_converged(alice, bob, victor)
+    time.sleep(0.6)  # past the history's grouping delay: bob's typing is a separate step
+    caret_at_end(bob)
+    bob.keyboard.type(" bob text")
+    wait_converged(alice, bob, victor)
+    assert text(victor) == "alice text bob text\n", "viewer updates live, never edits"
+
+    # Alice undoes: her own typing goes, bob's stays; redo brings hers back.
+    alice.click(".ql-editor")
+    alice.keyboard.press("Control+z")
+    wait_converged(alice, bob, victor)
+    assert text(alice) == " bob text\n"
+    alice.keyboard.press("Control+Shift+z")
+    wait_converged(alice, bob, victor)
+    assert text(bob) == "alice text bob text\n"
+    assert not victor.errors
+
+
+def test_reload_shows_the_persisted_document(open_page, make_document):
+    document_id = make_document()
+    alice = open_page("alice", document_id)
+    alice.click(".ql-editor")
+    alice.keyboard.type("Kept")
+    alice.keyboard.press("Enter")
+    alice.keyboard.type("across reloads")
+    alice.evaluate("() => window.tandem.quill.formatLine(0, 1, 'header', 1, 'user')")
+    wait_synced(alice)
+    before = contents(alice)
+    alice.reload()
+    wait_joined_page(alice)
+    wait_synced(alice)
+    assert contents(alice) == before
+    expect(alice.locator(".ql-editor h1")).to_have_text("Kept")
+    expect(alice.locator("#status")).to_have_text("Saved")
+
+
+def test_rename_and_lock_reach_open_pages_without_reload(open_page, make_document):
+    document_id = make_document()
+    alice = open_page("alice", document_id)
+    bob = open_page("bob", document_id)
+    alice.goto(f"/documents/{document_id}/rename/")
+    alice.fill("input[name=title]", "Renamed live")
+    alice.click("main form [type=submit]")
+    expect(bob.locator("#doc-title")).to_have_text("Renamed live")
+    expect(bob).to_have_title(re.compile("Renamed live"))
+
+    wait_joined_page(alice)
+    alice.locator("form[action$='/lock/'] button").click()
+    expect(bob.locator("#status")).to_have_text("Read-only")
+    expect(bob.locator(".ql-editor")).to_have_attribute("contenteditable", "false")
