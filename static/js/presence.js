@@ -7,6 +7,12 @@
  * quill-cursors to move cursors on text changes (transformOnTextChange stays off).
  */
 
+const FLAG_MS = 2500;
+
+function sameRange(a, b) {
+  return a.index === b.index && a.length === b.length;
+}
+
 export class Presence {
   /**
    * @param {object} options
@@ -24,6 +30,7 @@ export class Presence {
     this.others = new Map(); // session -> {user, selection, version}
     this.drawn = new Set(); // sessions with a cursor element
     this.renderPending = false;
+    this.flagTimers = new Map();
   }
 
   /** The `joined` answer: who we are and who is here. */
@@ -92,10 +99,25 @@ export class Presence {
       const local = client.rangeToLocal(current, client.version);
       const name = other.user ? other.user.name : "someone";
       const color = (other.user && other.user.color) || "#888";
-      this.cursors.createCursor(session, name, color);
+      const cursor = this.cursors.createCursor(session, name, color);
+      const moved = !cursor.range || !sameRange(cursor.range, local);
       this.cursors.moveCursor(session, local);
       this.drawn.add(session);
+      if (moved) this.flashName(session);
     }
+  }
+
+  /** Show the name flag of a cursor that just moved, for a moment (like hovering it). */
+  flashName(session) {
+    this.cursors.toggleFlag(session, true);
+    clearTimeout(this.flagTimers.get(session));
+    this.flagTimers.set(
+      session,
+      setTimeout(() => {
+        this.flagTimers.delete(session);
+        if (this.drawn.has(session)) this.cursors.toggleFlag(session, false);
+      }, FLAG_MS),
+    );
   }
 
   /** The "Here now" list: us first, then everybody else once per user. */

@@ -176,7 +176,6 @@ def test_bold_and_remote_cursor_with_name_and_screenshot(open_page, make_documen
     caret_at_end(bob)
     bob.keyboard.type(" and bob")
     expect(alice.locator(".ql-cursor").filter(has_text="bob")).to_have_count(1)
-    bob.hover(".ql-cursor-caret-container")
     alice.screenshot(path=str(artifacts / "collaboration-alice.png"))
     bob.screenshot(path=str(artifacts / "collaboration-bob.png"))
     wait_converged(alice, bob)
