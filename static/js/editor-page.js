@@ -56,6 +56,8 @@ function start() {
   };
   const readonly = () => !canEdit || view.readonlyByServer;
   const log = []; // the last errors from the server, for debugging
+  let applying = false; // inside updateContents of a remote change
+  let drifted = false; // a user change was reported while applying
 
   const client = new SyncClient({
     Delta,
@@ -88,8 +90,19 @@ function start() {
 
   /** Apply a delta from the sync client, keeping the local selection where it belongs. */
   function applyToEditor(delta) {
-    const selection = quill.hasFocus() ? quill.getSelection() : null;
-    quill.updateContents(delta, "api");
+    applying = true;
+    let selection = null;
+    try {
+      selection = quill.hasFocus() ? quill.getSelection() : null;
+      quill.updateContents(delta, "api");
+    } finally {
+      applying = false;
+    }
+    if (drifted) {
+      drifted = false;
+      const drift = client.localDocument().diff(quill.getContents());
+      if (drift.ops.length) client.localEdit(drift);
+    }
     if (selection) {
       const start = delta.transformPosition(selection.index);
       const end = delta.transformPosition(selection.index + selection.length);
@@ -98,6 +111,10 @@ function start() {
   }
 
   function receive(message) {
+    // Typing the browser has done but Quill has not reported yet (its MutationObserver runs
+    // later) must reach the sync client first: otherwise Quill would report it from inside
+    // the next updateContents, on a document the client already considers changed.
+    quill.update("user");
     switch (message.type) {
       case "joined":
         view.joined = true;
@@ -201,6 +218,12 @@ function start() {
   }
 
   quill.on("text-change", (delta, _old, source) => {
+    if (source === "user" && applying) {
+      // Should not happen (see receive()): a local change reported in the middle of a
+      // remote one. It is taken from the editor's content once the remote one is done.
+      drifted = true;
+      return;
+    }
     if (source === "user") {
       client.localEdit(delta);
       presenceSoon();

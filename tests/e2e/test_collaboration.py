@@ -93,6 +93,17 @@ def caret_at_end(page):
     )
 
 
+def leaving_warns(page):
+    """Whether the page's beforeunload handler would ask before leaving."""
+    return page.evaluate(
+        """() => {
+            const event = new Event("beforeunload", { cancelable: true });
+            window.dispatchEvent(event);
+            return event.defaultPrevented;
+        }"""
+    )
+
+
 def interleave(typing, rounds=None):
     """Type in several pages at the same time: one chunk per page per round.
 
@@ -218,6 +229,7 @@ def test_lost_connection_shows_offline_and_merges_on_return(open_page, make_docu
     bob.keyboard.type("Bob offline two.")
     assert bob.evaluate("() => window.tandem.client.pendingCount()") > 0
     assert "Alice meanwhile" not in text(bob)
+    assert leaving_warns(bob), "unsynced edits: leaving the page asks first"
 
     network["up"] = True
     final = wait_converged(alice, bob, timeout=30000)
@@ -225,6 +237,7 @@ def test_lost_connection_shows_offline_and_merges_on_return(open_page, make_docu
     for piece in ("Shared start.", " Bob offline one.", " Alice meanwhile.", "Bob offline two."):
         assert final_text.count(piece) == 1, (piece, final_text)
     expect(bob.locator("#status")).to_have_text("Saved")
+    assert not leaving_warns(bob)
 
 
 def test_server_restart_during_editing_loses_nothing(open_page, make_document, server):
