@@ -174,7 +174,8 @@ function start() {
   function applyEditable() {
     const editable = view.joined && !readonly();
     // Offline editing goes on once the document has been loaded; viewers never edit.
-    const offlineEditable = !view.joined && view.everJoined && !readonly();
+    const offlineEditable =
+      !view.joined && view.everJoined && !readonly() && view.closeCode === null;
     quill.enable(editable || offlineEditable);
     wrapper.classList.toggle("is-readonly", readonly());
   }

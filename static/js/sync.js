@@ -32,6 +32,8 @@ export const SyncState = Object.freeze({
 
 /** Error codes after which the client must fetch the whole document again (see protocol). */
 const RESYNC_CODES = new Set(["does_not_fit", "future_version", "version_too_old", "bad_sequence"]);
+/** Resyncs in a row (without an ack between) before a refused edit is given up. */
+const MAX_RESYNCS = 2;
 /** Error codes after which the pending edits cannot be committed and are undone locally. */
 const DROP_CODES = new Set(["read_only", "too_large", "bad_delta"]);
 
@@ -77,6 +79,7 @@ export class SyncClient {
     this.resyncRequested = false;
     this.history = []; // [{version, delta}] committed edits, oldest first
     this.stallVersion = null;
+    this.resyncs = 0; // resyncs since our last acknowledged edit
     this.stats = { remote: 0, acked: 0, duplicates: 0, fetches: 0, resends: 0, resets: 0 };
   }
 
@@ -325,6 +328,7 @@ export class SyncClient {
     this._remember(version, inflight.delta);
     this.inflight = null;
     this.earlyAck = null;
+    this.resyncs = 0;
     this.stats.acked += 1;
     this._flush();
   }
@@ -423,6 +427,13 @@ export class SyncClient {
       return { action: code === "read_only" ? "read-only" : "dropped", code };
     }
     if (RESYNC_CODES.has(code)) {
+      this.resyncs += 1;
+      if (this.resyncs > MAX_RESYNCS) {
+        // Refused again after starting over: this edit will never fit; give it up.
+        this.resyncs = 0;
+        this._revertPending();
+        return { action: "dropped", code };
+      }
       if (code === "bad_sequence") {
         // Our numbering no longer matches the server's: continue as a new client, as a
         // reload would.

@@ -380,6 +380,23 @@ describe("errors", () => {
     assert.deepEqual(h.take(), [{ type: "submit", seq: 1, version: 0, delta: [{ insert: "x" }] }]);
   });
 
+  test("an edit refused again after each resync is finally given up, not retried forever", () => {
+    const h = makeClient();
+    const server = joinedEmpty(h);
+    h.edit([{ insert: "x" }]);
+    const refuse = () =>
+      h.client.receive({ type: "error", code: "does_not_fit", message: "", seq: 1 });
+    for (let round = 0; round < 2; round += 1) {
+      assert.equal(refuse().action, "resync");
+      h.client.disconnected();
+      connect(h, server);
+      h.take();
+    }
+    assert.deepEqual(refuse(), { action: "dropped", code: "does_not_fit" });
+    assert.equal(text(h.editor), "\n");
+    assert.equal(h.client.pendingCount(), 0);
+  });
+
   test("errors that do not concern the in-flight edit change nothing", () => {
     const h = makeClient();
     joinedEmpty(h);
