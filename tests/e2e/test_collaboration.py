@@ -1,5 +1,6 @@
 """Issue 5 acceptance: two people editing one document in real browsers on a real server."""
 
+import base64
 import json
 import re
 import time
@@ -187,9 +188,29 @@ def test_bold_and_remote_cursor_with_name_and_screenshot(open_page, make_documen
     caret_at_end(bob)
     bob.keyboard.type(" and bob")
     expect(alice.locator(".ql-cursor").filter(has_text="bob")).to_have_count(1)
-    alice.screenshot(path=str(artifacts / "collaboration-alice.png"))
-    bob.screenshot(path=str(artifacts / "collaboration-bob.png"))
+    shots = {
+        "alice": alice.screenshot(path=str(artifacts / "collaboration-alice.png")),
+        "bob": bob.screenshot(path=str(artifacts / "collaboration-bob.png")),
+    }
+    side_by_side(alice.context, shots, artifacts / "collaboration.png")
     wait_converged(alice, bob)
+
+
+def side_by_side(context, shots, path):
+    """One image of both pages next to each other (rendered by the browser itself)."""
+    cells = "".join(
+        f'<figure><figcaption>{name}</figcaption><img src="data:image/png;base64,'
+        f'{base64.b64encode(png).decode()}"></figure>'
+        for name, png in shots.items()
+    )
+    page = context.new_page()
+    page.set_viewport_size({"width": 2240, "height": 840})
+    page.set_content(
+        "<style>body{margin:0;display:flex;gap:20px;background:#ccd;font:16px sans-serif}"
+        "figure{margin:10px}img{display:block;border:1px solid #889}</style>" + cells
+    )
+    page.screenshot(path=str(path), full_page=True)
+    page.close()
 
 
 def test_lost_connection_shows_offline_and_merges_on_return(open_page, make_document):
