@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.pages import wait_joined_page
 from tests.live_server import (
     DaphneServer,
     create_documents,
@@ -149,10 +150,6 @@ def open_page(browser, server, login_states):
     yield open_
     for context in contexts:
         context.close()
-
-
-def wait_joined_page(page, timeout=15000):
-    page.wait_for_function("() => window.tandem && window.tandem.client.joined", timeout=timeout)
 
 
 @pytest.fixture(scope="session")

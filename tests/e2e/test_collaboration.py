@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import wait_joined_page
+from tests.e2e.pages import wait_joined_page
 from tests.live_server import run_python
 
 pytestmark = pytest.mark.e2e
