@@ -7,6 +7,7 @@ before the transaction holding it has committed.
 """
 
 import logging
+from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -19,7 +20,6 @@ from .protocol import ProtocolError, encode
 log = logging.getLogger("tandem.commit")
 
 MAX_BATCH = 500
-MAX_ATTEMPTS = 8
 
 db = database_sync_to_async
 
@@ -46,71 +46,83 @@ async def run(hub):
 
 async def commit_batch(hub, submissions):
     """Commit the submitted edits that are valid, then ack each and broadcast them."""
-    for _attempt in range(MAX_ATTEMPTS):
-        await _learn_clients(hub, submissions)
-        committed, replies, content = await _plan(hub, submissions)
-        if committed:
-            try:
-                await db(store.insert)(hub.document_id, committed)
-            except store.VersionTaken:
-                # Another process committed first: learn its ops, then transform again.
-                await catch_up(hub)
-                continue
-        await _publish(hub, committed, replies, content)
-        return
-    for consumer, submission in submissions:
-        error = ProtocolError("busy", "the document is too busy; resend", seq=submission.seq)
-        await consumer.send_frame(encode(error.as_message()))
+    plan = await db(store.commit_locked)(
+        hub.document_id, hub.version, lambda missing: _plan(hub, submissions, missing)
+    )
+    if plan.missing:
+        # Other processes committed these first; our sockets get them before our acks.
+        hub.content, hub.version = plan.base_content, plan.missing[-1].version
+        hub.remember(plan.missing)
+        await broadcast(hub, plan.missing)
+    await _publish(hub, plan.committed, plan.replies, plan.content)
 
 
-async def _learn_clients(hub, submissions):
-    """Make sure the hub knows each submitting client's last committed edit (for resends)."""
-    for consumer, submission in submissions:
-        client = consumer.client_id
-        known = hub.last_seq.get(client)
-        if known is not None and known[0] >= submission.seq - 1:
-            continue
-        version = await db(store.find_committed)(hub.document_id, client, submission.seq)
-        if version is not None:
-            hub.last_seq[client] = (submission.seq, version)
+@dataclass(slots=True)
+class Plan:
+    missing: list  # ops other processes committed since the hub's version
+    base_content: object  # the hub's content with `missing` applied
+    committed: list
+    replies: list
+    content: object
 
 
-async def _plan(hub, submissions):
-    """Transform each edit onto the newest version; nothing is changed in the hub yet.
-
-    Returns the ops to commit, the replies for edits that are refused or already in, and the
-    content once the ops are applied.
+def _plan(hub, submissions, missing):
+    """Transform each edit onto the newest version. Runs inside the commit transaction, with
+    the document locked, in the database thread; it reads the hub but changes nothing in it.
     """
-    version, content = hub.version, hub.content
-    pending = []
-    replies = []
+    content = hub.content
+    for op in missing:
+        content = op.delta.apply_to(content)
+    plan = Plan(missing, content, [], [], content)
+    version = missing[-1].version if missing else hub.version
     seen = dict(hub.last_seq)
+    for op in missing:
+        seen[op.client_id] = (op.seq, op.version)
     for consumer, submission in submissions:
-        known = seen.get(consumer.client_id)
-        if known is not None and submission.seq <= known[0]:
-            if submission.seq == known[0]:
-                replies.append((consumer, {"type": "ack", "seq": known[0], "version": known[1]}))
+        client, seq = consumer.client_id, submission.seq
+        known = seen.get(client)
+        if known is None or known[0] < seq - 1:
+            found = store.find_committed(hub.document_id, client, seq)
+            if found is not None:
+                known = seen[client] = (seq, found)
+        if known is not None and seq <= known[0]:
+            if seq == known[0]:
+                reply = {"type": "ack", "seq": seq, "version": known[1]}
+            else:
+                reply = ProtocolError("bad_sequence", "an older edit cannot be resent", seq=seq)
+                reply = reply.as_message()
+            plan.replies.append((consumer, reply))
             continue
         if submission.version > version:
-            error = ProtocolError("future_version", "edit made on an unknown version")
-            replies.append((consumer, _error(error, submission)))
+            error = ProtocolError("future_version", "edit made on an unknown version", seq=seq)
+            plan.replies.append((consumer, error.as_message()))
             continue
         delta = submission.delta
-        behind = version - submission.version
-        if behind:
-            earlier = (await hub.ops_after(submission.version)) if behind > len(pending) else []
-            for op in [*earlier, *pending][-behind:]:
-                delta = op.delta.transform(delta, True)
+        for op in _ops_between(hub, submission.version, missing, plan.committed):
+            delta = op.delta.transform(delta, True)
         try:
-            content = delta.apply_to(content)
+            plan.content = delta.apply_to(plan.content)
         except DeltaError as error:
-            replies.append((consumer, _error(error, submission)))
+            plan.replies.append((consumer, _error(error, submission)))
             continue
         version += 1
-        op = store.Committed(version, delta, consumer.client_id, submission.seq, consumer.user_id)
-        pending.append(op)
-        seen[consumer.client_id] = (submission.seq, version)
-    return pending, replies, content
+        plan.committed.append(store.Committed(version, delta, client, seq, consumer.user_id))
+        seen[client] = (seq, version)
+    return plan
+
+
+def _ops_between(hub, since, missing, pending):
+    """Every op committed after version `since`: the hub's, then others', then this batch's."""
+    ops = [*missing, *pending]
+    first = ops[0].version if ops else hub.version + 1
+    if since + 1 >= first:
+        return ops[since + 1 - first :]
+    oldest = hub.recent[0].version if hub.recent else hub.version + 1
+    if since + 1 >= oldest:
+        known = hub.recent[since + 1 - oldest :]
+    else:
+        known = store.ops_since(hub.document_id, since, hub.version - since)
+    return [*known, *ops]
 
 
 def _error(error, submission):

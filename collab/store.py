@@ -38,10 +38,6 @@ class Committed:
         }
 
 
-class VersionTaken(Exception):
-    """Another process committed at the version this one tried to use."""
-
-
 def _committed(row):
     return Committed(row.version, Delta(row.delta), row.client_id, row.seq, row.author_id)
 
@@ -94,10 +90,17 @@ def find_committed(document_id, client_id, seq):
     )
 
 
-def insert(document_id, ops):
-    """Commit ops (consecutive versions) in one transaction, or raise VersionTaken."""
-    try:
-        with transaction.atomic():
+def commit_locked(document_id, known_version, plan):
+    """Run `plan(missing)` and store what it commits, in one transaction on the locked document.
+
+    `missing` are the ops other processes committed after `known_version`. The row lock queues
+    concurrent commits of one document fairly across processes, so none starves; on SQLite
+    the IMMEDIATE transaction holds the write lock instead. Returns the plan.
+    """
+    with transaction.atomic():
+        list(Document.objects.select_for_update().filter(pk=document_id).values_list("pk"))
+        result = plan(ops_since(document_id, known_version))
+        if result.committed:
             Operation.objects.bulk_create(
                 [
                     Operation(
@@ -108,11 +111,10 @@ def insert(document_id, ops):
                         client_id=op.client_id,
                         seq=op.seq,
                     )
-                    for op in ops
+                    for op in result.committed
                 ]
             )
-    except IntegrityError as error:
-        raise VersionTaken(str(error)) from None
+    return result
 
 
 def save_snapshot(document_id, version, content, reason="auto", user_id=None):

@@ -17,11 +17,12 @@ class SimClient:
         self.doc = None
         self.version = None
         self.seq = 0
-        self.inflight = None  # (seq, delta, base version)
+        self.inflight = None  # (seq, delta transformed so far, base version, delta as sent)
         self.buffer = None
         self.held = {}  # version -> ("ack", seq) or ("op", message)
         self.fetching = False
         self.errors = []
+        self.history = {}  # version -> delta as this client applied or sent it
 
     # -- local side ------------------------------------------------------------------
 
@@ -34,16 +35,17 @@ class SimClient:
 
     async def _send_edit(self, delta):
         self.seq += 1
-        self.inflight = (self.seq, delta, self.version)
+        self.inflight = (self.seq, delta, self.version, delta)
         await self.send(
             {"type": "submit", "seq": self.seq, "version": self.version, "delta": delta.ops}
         )
 
     async def resend(self):
-        """After a reconnect: the in-flight edit again, unchanged."""
+        """After a reconnect: the in-flight edit again exactly as first sent (same version too:
+        the server transforms it again from there)."""
         if self.inflight is not None:
-            seq, delta, version = self.inflight
-            await self.send({"type": "submit", "seq": seq, "version": version, "delta": delta.ops})
+            seq, _, version, sent = self.inflight
+            await self.send({"type": "submit", "seq": seq, "version": version, "delta": sent.ops})
 
     @property
     def settled(self):
@@ -92,11 +94,13 @@ class SimClient:
             )
             self.version += 1
             if own:
+                self.history[self.version] = self.inflight[1]
                 self.inflight = None
                 if self.buffer is not None:
                     buffer, self.buffer = self.buffer, None
                     await self._send_edit(buffer)
             else:
+                self.history[self.version] = Delta(item["delta"])
                 self._apply_remote(Delta(item["delta"]))
         if self.held:
             # Something after a gap arrived: the ops in between were dropped or are late.
@@ -109,8 +113,8 @@ class SimClient:
 
     def _apply_remote(self, remote):
         if self.inflight is not None:
-            seq, inflight, base = self.inflight
-            self.inflight = (seq, remote.transform(inflight, True), base)
+            seq, inflight, base, sent = self.inflight
+            self.inflight = (seq, remote.transform(inflight, True), base, sent)
             remote = inflight.transform(remote, False)
         if self.buffer is not None:
             buffer = self.buffer
@@ -126,7 +130,7 @@ def random_edit(doc, rng: random.Random):
     offsets = [0]
     for char in text:
         offsets.append(offsets[-1] + (2 if ord(char) > 0xFFFF else 1))
-    end = len(offsets) - 1  # the final newline stays
+    end = len(offsets) - 2  # the final newline stays last
     at = rng.randrange(0, end + 1)
     kind = rng.random()
     if kind < 0.55 or end == 0:

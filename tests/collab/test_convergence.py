@@ -146,3 +146,54 @@ async def test_dropped_broadcast_is_caught_up(connect, owner, editor_user, docum
     assert reader.sim.doc == writer.sim.doc
     writer.reader.cancel()
     reader.reader.cancel()
+
+
+async def test_restart_mid_stream_loses_nothing(connect, make_user, share, document, engine):
+    """The hub is torn down mid-stream (as a crash would) and clients reconnect and resend."""
+    clients = await writers(connect, make_user, share, document, 3)
+    tasks = [
+        asyncio.get_running_loop().create_task(type_randomly(c, 70 + n, 10_000, True))
+        for n, c in enumerate(clients)
+    ]
+    await asyncio.sleep(1.0)
+    await engine.reset()
+    for task in tasks:
+        task.cancel()
+    for client in clients:
+        client.reader.cancel()
+        await client.socket.ws.disconnect()
+    await asyncio.sleep(0.2)
+    rewired = []
+    for client in clients:
+        socket = await connect(client.socket.ws.scope["user"], document, hello=False)
+        socket.client_id = client.sim.client_id
+        fresh = Wired(socket)
+        fresh.sim = client.sim
+        client.sim.send = fresh._send
+        await fresh._send({"type": "hello", "client_id": client.sim.client_id,
+                           "version": client.sim.version})  # fmt: skip
+        fresh.reader = asyncio.get_running_loop().create_task(fresh._read())
+        rewired.append(fresh)
+    await asyncio.gather(*(type_randomly(c, 90 + n, 30, True) for n, c in enumerate(rewired)))
+
+    async def server_version():
+        return (await sync_to_async(store.load)(document.pk)).version
+
+    final = await settle(rewired, server_version)
+    loaded = await sync_to_async(store.load)(document.pk)
+    logged = {op.version: op for op in await sync_to_async(store.ops_since)(document.pk, 0)}
+    for client in rewired:
+        for version, delta in sorted(client.sim.history.items()):
+            op = logged[version]
+            assert delta == op.delta, (
+                client.sim.client_id,
+                version,
+                op.client_id,
+                op.seq,
+                delta,
+                op.delta,
+            )
+    assert final == sum(c.sim.seq for c in rewired)
+    for client in rewired:
+        assert client.sim.doc == loaded.content
+        client.reader.cancel()
