@@ -120,10 +120,20 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         await self.send_frame(encode({"type": "pong", "id": ping.id, "version": version}))
 
     async def disconnect(self, code):
+        await self._leave()
+        log.info("disconnect doc=%s session=%s code=%s", getattr(self, "document_id", None),
+                 getattr(self, "session", None), code)  # fmt: skip
+
+    async def close(self, code=None, reason=None):
+        # Leave at once: others see the user go without waiting for the socket to wind down.
+        await self._leave()
+        await super().close(code=code, reason=reason)
+
+    async def _leave(self):
         self.open = False
-        if self.hub is not None:
-            await self.hub.leave(self)
-            log.info("disconnect doc=%s session=%s code=%s", self.document_id, self.session, code)
+        hub, self.hub = self.hub, None
+        if hub is not None:
+            await hub.leave(self)
 
     async def send_frame(self, text):
         await self.base_send({"type": "websocket.send", "text": text})

@@ -65,9 +65,15 @@ class Client:
         return seq
 
     async def closed_with(self, timeout=2):
-        output = await self.ws.receive_output(timeout)
-        assert output["type"] == "websocket.close", output
-        return output.get("code")
+        """The close code, once any presence chatter before it is read."""
+        while True:
+            output = await self.ws.receive_output(timeout)
+            if output["type"] == "websocket.send":
+                kind = json.loads(output["text"])["type"]
+                assert kind in {"presence", "leave"}, output
+                continue
+            assert output["type"] == "websocket.close", output
+            return output.get("code")
 
     async def close(self):
         await self.ws.disconnect()
