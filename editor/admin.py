@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .models import Document, DocumentAccess
+from .notify import document_changed
 
 
 class DocumentAccessInline(admin.TabularInline):
@@ -18,6 +19,24 @@ class DocumentAdmin(admin.ModelAdmin):
     autocomplete_fields = ["owner"]
     inlines = [DocumentAccessInline]
 
+    # Open editors learn of changes made here as they do of changes made in the app.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        fields = {"title": obj.title, "locked": obj.locked}
+        changed = {name: value for name, value in fields.items() if name in form.changed_data}
+        if change and changed:
+            document_changed(obj.pk, **changed)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if change:
+            document_changed(form.instance.pk, access_changed=True)
+
+    def delete_model(self, request, obj):
+        document_id = obj.pk
+        super().delete_model(request, obj)
+        document_changed(document_id, revoke_all=True)
+
 
 @admin.register(DocumentAccess)
 class DocumentAccessAdmin(admin.ModelAdmin):
@@ -25,3 +44,11 @@ class DocumentAccessAdmin(admin.ModelAdmin):
     list_filter = ["role"]
     search_fields = ["document__title", "user__username"]
     autocomplete_fields = ["document", "user"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        document_changed(obj.document_id, access_changed=True)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        document_changed(obj.document_id, access_changed=True)

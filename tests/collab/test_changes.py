@@ -124,3 +124,24 @@ async def test_old_unknown_sequence_is_refused(connect, document, owner):
     assert error["code"] == "bad_sequence" and error["seq"] == 3
     loaded = await sync_to_async(store.load)(document.pk)
     assert loaded.version == 1
+
+
+async def test_lock_set_in_the_admin_reaches_open_sockets(connect, document, editor_user,
+                                                          admin_user):  # fmt: skip
+    bob = await connect(editor_user, document)
+    url = reverse("admin:editor_document_change", args=[document.pk])
+    http = await sync_to_async(as_user)(admin_user)
+    form = {
+        "title": "Plans",
+        "owner": document.owner_id,
+        "locked": "on",
+        "access-TOTAL_FORMS": "1",
+        "access-INITIAL_FORMS": "1",
+        "access-0-id": str(await sync_to_async(lambda: document.access.get().pk)()),
+        "access-0-document": str(document.pk),
+        "access-0-user": str(editor_user.pk),
+        "access-0-role": "editor",
+    }
+    response = await sync_to_async(http.post)(url, form)
+    assert response.status_code == 302, response.content[:2000]
+    assert await bob.receive_type("lock") == {"type": "lock", "locked": True, "readonly": True}
