@@ -8,7 +8,7 @@ PALETTE = [
 ]  # fmt: skip
 
 # A session from another process that has not been confirmed alive for this long is dropped.
-REMOTE_TTL_SECONDS = 35
+REMOTE_TTL_SECONDS = 25
 
 
 def colour_for(user_id):

@@ -199,5 +199,6 @@ if PRODUCTION:
     SESSION_COOKIE_HTTPONLY = True
     X_FRAME_OPTIONS = "DENY"
 
-# A socket that has sent nothing (not even a ping) for this long is closed (code 4408).
-TANDEM_HEARTBEAT_TIMEOUT = env_int("TANDEM_HEARTBEAT_TIMEOUT", 45)
+# A socket that has sent nothing (not even a ping, which clients send every 10 s) for this
+# long is closed (code 4408); the hub checks every 5 s, so a dead peer goes within 30 s.
+TANDEM_HEARTBEAT_TIMEOUT = env_int("TANDEM_HEARTBEAT_TIMEOUT", 25)

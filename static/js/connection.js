@@ -1,6 +1,6 @@
 /**
  * A WebSocket that stays up: reconnects with exponential backoff and jitter, sends a `ping`
- * every 15 s, and treats a socket that has been silent for 35 s as dead.
+ * every 10 s, and treats a socket that has been silent for 25 s as dead.
  *
  * Knows nothing of documents: it moves JSON objects and reports open / message / close.
  * WebSocket, timers, clock and randomness are injectable for tests.
@@ -29,8 +29,8 @@ export class Connection {
     timers = globalThis,
     now = () => Date.now(),
     random = Math.random,
-    pingEvery = 15000,
-    deadAfter = 35000,
+    pingEvery = 10000,
+    deadAfter = 25000,
     connectTimeout = 10000,
   }) {
     Object.assign(this, { url, onOpen, onMessage, onClose, WebSocketImpl, timers, now, random });
