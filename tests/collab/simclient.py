@@ -78,6 +78,9 @@ class SimClient:
                 await self._fetch()
         elif kind == "error":
             self.errors.append(message)
+            if message["code"] == "rate_limited":
+                # The refused message may have been our fetch: allow the next one.
+                self.fetching = False
 
     async def _hold_ops(self, ops):
         for op in ops:

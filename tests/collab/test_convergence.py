@@ -56,6 +56,13 @@ async def settle(clients, version_of_server, timeout=30):
     raise AssertionError(f"clients did not settle: {states}")
 
 
+@pytest.fixture(autouse=True)
+def no_rate_limit(settings):
+    """These clients fetch on every gap they see, far faster than a browser would; the rate
+    limit has tests of its own."""
+    settings.TANDEM_RATE_LIMIT_PER_SECOND = 100_000
+
+
 async def writers(connect, make_user, share, document, count):
     users = [await sync_to_async(make_user)(f"writer{n}") for n in range(count)]
     for user in users:
