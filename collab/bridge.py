@@ -61,6 +61,8 @@ class Bridge:
             try:
                 await self.layer.group_send(group, message)
             except Exception:
+                if _cancelled():
+                    raise asyncio.CancelledError() from None
                 # At-most-once: the receivers notice the gap by version and read the log.
                 self.send_failures += 1
                 log.exception("channel layer send failed group=%s", group)
@@ -72,6 +74,9 @@ class Bridge:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if _cancelled():
+                    # A layer may turn our cancellation into its own error; stop all the same.
+                    raise asyncio.CancelledError() from None
                 log.exception("channel layer receive failed")
                 await asyncio.sleep(1)
                 continue
@@ -81,3 +86,8 @@ class Bridge:
                 await self.registry.dispatch(message)
             except Exception:
                 log.exception("could not handle %s", message.get("type"))
+
+
+def _cancelled():
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -4,11 +4,9 @@ import itertools
 import json
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
-from django.db import connections
 
 from collab import hubs
 from collab.routing import websocket_urlpatterns
@@ -23,9 +21,6 @@ async def engine():
     await hubs.reset()
     yield hubs
     await hubs.reset()
-    # The engine's database thread keeps its connection; close it so that the test database
-    # can be dropped at the end of the run.
-    await database_sync_to_async(connections.close_all)()
 
 
 class Client:
