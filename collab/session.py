@@ -1,0 +1,209 @@
+"""One client's protocol session on one document, whatever carries its messages.
+
+A transport (the WebSocket consumer, or the HTTP event stream with its POST endpoint) owns
+the connection; the session owns everything the protocol says: who the client is, what it
+may do, rate limits, and the calls into the document's hub. Hubs see sessions only, so both
+transports share one hub and one commit path.
+"""
+
+import logging
+import time
+import uuid
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from editor.access import access_document, can_edit
+
+from . import hubs, presence
+from .hub import HubClosed
+from .protocol import (
+    Fetch,
+    Hello,
+    Limits,
+    Ping,
+    Presence,
+    ProtocolError,
+    Submit,
+    encode,
+    parse_message,
+)
+
+log = logging.getLogger("tandem.session")
+
+# Closing codes (docs/protocol.md).
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NO_ACCESS = 4404
+CLOSE_PROTOCOL = 4400
+CLOSE_FLOOD = 4429
+
+# Protocol errors tolerated in one session before it is closed.
+MAX_ERRORS = 20
+
+
+class EditSession:
+    """The protocol side of one connection.
+
+    `send(text)` delivers one frame to the client and `close(code)` ends the connection; both
+    are the transport's and must not wait for the client (one slow reader cannot hold up a
+    broadcast).
+    """
+
+    def __init__(self, transport, send, close):
+        self.transport = transport
+        self._send = send
+        self._close = close
+        self.hub = None
+        self.client_id = None
+        self.open = False
+        self.session = uuid.uuid4().hex[:12]
+        self.document_id = None
+        self.user_id = None
+
+    async def start(self, user, document_id):
+        """Check who may join; returns None when the session is open, else a close code."""
+        if not user.is_authenticated:
+            return CLOSE_UNAUTHENTICATED
+        try:
+            document, role = await database_sync_to_async(access_document)(user, document_id)
+        except (Http404, PermissionDenied):
+            return CLOSE_NO_ACCESS
+        self.document_id = document.pk
+        self.user_id = user.pk
+        self.role = str(role)
+        self.readonly = not can_edit(role, document)
+        self.title = document.title
+        self.presence = presence.entry(self.session, user.pk, user.get_username())
+        self.limits = Limits(max_bytes=settings.TANDEM_MAX_MESSAGE_BYTES)
+        self.errors = 0
+        self.allowance = float(settings.TANDEM_RATE_LIMIT_PER_SECOND)
+        self.last_heard = self.last_refill = time.monotonic()
+        self.open = True
+        log.info(
+            "connect doc=%s user=%s session=%s transport=%s",
+            document.pk,
+            user.pk,
+            self.session,
+            self.transport,
+            extra=self._fields("connect"),
+        )
+        return None
+
+    async def receive(self, text):
+        """Handle one client message (a WebSocket text frame, or one line of a POST)."""
+        if not self.open:
+            return  # refused or closed; the close is on its way
+        self.last_heard = time.monotonic()
+        if not self._within_rate():
+            await self.refuse(ProtocolError("rate_limited", "too many messages; slow down"))
+            return
+        try:
+            message = parse_message(text, self.limits)
+            await HANDLERS[type(message)](self, message)
+        except ProtocolError as error:
+            await self.refuse(error)
+
+    async def on_hello(self, hello):
+        if self.hub is not None:
+            raise ProtocolError("bad_message", "hello was already sent on this connection")
+        self.client_id = hello.client_id
+        while True:
+            hub = await hubs.registry.open(self.document_id)
+            try:
+                await hub.join(self, hello)
+            except HubClosed:
+                continue
+            self.hub = hub
+            return
+
+    async def on_submit(self, submit):
+        self._joined(submit.seq)
+        if self.readonly:
+            raise ProtocolError("read_only", "this document is read-only for you", seq=submit.seq)
+        self.hub.submit(self, submit)
+
+    async def on_fetch(self, fetch):
+        self._joined()
+        await self.hub.fetch(self, fetch.since)
+
+    async def on_presence(self, update):
+        self._joined()
+        await self.hub.set_presence(self, update)
+
+    async def on_ping(self, ping):
+        # The version lets a client that lost a broadcast notice it even when nothing follows.
+        version = self.hub.version if self.hub is not None else None
+        await self.send_frame(encode({"type": "pong", "id": ping.id, "version": version}))
+
+    async def send_frame(self, text):
+        await self._send(text)
+
+    async def close(self, code=None):
+        """End the session from the server side: leave the hub at once, then the connection."""
+        await self.leave()
+        await self._close(code)
+
+    async def leave(self, code=None):
+        """The connection is gone (or going): others see the user leave without waiting."""
+        was_open, self.open = self.open, False
+        hub, self.hub = self.hub, None
+        if hub is not None:
+            await hub.leave(self)
+        if was_open:
+            log.info(
+                "disconnect doc=%s session=%s code=%s",
+                self.document_id,
+                self.session,
+                code,
+                extra={**self._fields("disconnect"), "code": code},
+            )
+
+    async def refuse(self, error):
+        """Answer a bad message with an error; close when it keeps happening."""
+        await self.send_frame(encode(error.as_message()))
+        self.errors += 1
+        if self.errors >= MAX_ERRORS:
+            code = CLOSE_FLOOD if error.code == "rate_limited" else CLOSE_PROTOCOL
+            log.warning(
+                "closing session=%s after %s errors (%s)",
+                self.session,
+                self.errors,
+                error.code,
+                extra={**self._fields("refused"), "code": code, "error": error.code},
+            )
+            await self.close(code)
+
+    def _fields(self, event):
+        return {
+            "event": event,
+            "doc": self.document_id,
+            "user": self.user_id,
+            "session": self.session,
+            "transport": self.transport,
+        }
+
+    def _joined(self, seq=None):
+        if self.hub is None:
+            raise ProtocolError("not_joined", "send hello first", seq=seq)
+
+    def _within_rate(self):
+        """Token bucket: a burst of one second's allowance, refilled continuously."""
+        now = time.monotonic()
+        rate = settings.TANDEM_RATE_LIMIT_PER_SECOND
+        self.allowance = min(rate, self.allowance + (now - self.last_refill) * rate)
+        self.last_refill = now
+        if self.allowance < 1:
+            return False
+        self.allowance -= 1
+        return True
+
+
+HANDLERS = {
+    Hello: EditSession.on_hello,
+    Submit: EditSession.on_submit,
+    Fetch: EditSession.on_fetch,
+    Presence: EditSession.on_presence,
+    Ping: EditSession.on_ping,
+}
