@@ -14,6 +14,8 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from editor.notify import USERS_GROUP, document_group
 
+from . import metrics
+
 log = logging.getLogger("tandem.bridge")
 
 
@@ -65,6 +67,7 @@ class Bridge:
                     raise asyncio.CancelledError() from None
                 # At-most-once: the receivers notice the gap by version and read the log.
                 self.send_failures += 1
+                metrics.send_failure()
                 log.exception("channel layer send failed group=%s", group)
 
     async def _receive(self):

@@ -7,6 +7,7 @@ before the transaction holding it has committed.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
@@ -14,7 +15,7 @@ from django.conf import settings
 
 from collab.ot import Delta, DeltaError
 
-from . import store
+from . import metrics, store
 from .protocol import ProtocolError, encode
 
 log = logging.getLogger("tandem.commit")
@@ -30,13 +31,18 @@ async def run(hub):
         items = [await hub.queue.get()]
         while len(items) < MAX_BATCH and not hub.queue.empty():
             items.append(hub.queue.get_nowait())
-        submissions = [item[1:] for item in items if item[0] == "submit"]
+        submits = [item for item in items if item[0] == "submit"]
+        submissions = [(consumer, submission) for _, consumer, submission, _ in submits]
+        # When each edit reached the hub (DocumentHub.submit), for the ack latency metric.
+        arrived = {
+            (consumer.client_id, submission.seq): at for _, consumer, submission, at in submits
+        }
         try:
             for item in items:
                 if item[0] == "remote":
                     await apply_remote(hub, item[1])
             if submissions:
-                await commit_batch(hub, submissions)
+                await commit_batch(hub, submissions, arrived)
             if any(item[0] == "idle" for item in items) and not hub.connections:
                 await hub.registry.close(hub)
         except Exception:
@@ -44,8 +50,12 @@ async def run(hub):
             log.exception("commit loop error doc=%s", hub.document_id)
 
 
-async def commit_batch(hub, submissions):
-    """Commit the submitted edits that are valid, then ack each and broadcast them."""
+async def commit_batch(hub, submissions, arrived=None):
+    """Commit the submitted edits that are valid, then ack each and broadcast them.
+
+    `arrived` maps (client_id, seq) to the monotonic time the edit reached the hub, for the
+    ack latency metric.
+    """
     plan = await db(store.commit_locked)(
         hub.document_id, hub.version, lambda missing: _plan(hub, submissions, missing)
     )
@@ -54,7 +64,7 @@ async def commit_batch(hub, submissions):
         hub.content, hub.version = plan.base_content, plan.missing[-1].version
         hub.remember(plan.missing)
         await broadcast(hub, plan.missing)
-    await _publish(hub, plan.committed, plan.replies, plan.content)
+    await _publish(hub, plan.committed, plan.replies, plan.content, arrived)
 
 
 @dataclass(slots=True)
@@ -125,22 +135,40 @@ def _ops_between(hub, since, missing, pending):
     return [*known, *ops]
 
 
+def _observe_acks(committed, replies, arrived):
+    """One ack latency observation per ack of this batch, timed once they are all sent."""
+    now = time.monotonic()
+    for op in committed:
+        start = arrived.get((op.client_id, op.seq))
+        if start is not None:
+            metrics.ack_latency(now - start)
+    for consumer, reply in replies:
+        if reply["type"] == "ack":  # A resent edit, acked again.
+            start = arrived.get((consumer.client_id, reply["seq"]))
+            if start is not None:
+                metrics.ack_latency(now - start)
+
+
 def _error(error, submission):
     code = getattr(error, "code", "bad_delta")
     return {"type": "error", "code": code, "message": str(error), "seq": submission.seq}
 
 
-async def _publish(hub, committed, replies, content):
+async def _publish(hub, committed, replies, content, arrived=None):
     """After the commit: update the hub, ack the authors, broadcast to everyone else."""
     if committed:
         hub.version = committed[-1].version
         hub.content = content
         hub.remember(committed)
+        metrics.committed(len(committed))
     for consumer, reply in replies:
         await consumer.send_frame(encode(reply))
+    if committed:
+        await broadcast(hub, committed)
+    if arrived:
+        _observe_acks(committed, replies, arrived)
     if not committed:
         return
-    await broadcast(hub, committed)
     hub.registry.bridge.publish(
         hub, {"type": "doc.ops", "ops": [op.as_message() for op in committed]}
     )
@@ -152,7 +180,9 @@ async def broadcast(hub, ops):
     """One frame per socket: its own edits as acks, everyone else's as one `ops` message."""
     authors = {op.client_id for op in ops}
     shared = encode({"type": "ops", "ops": [op.as_message() for op in ops]})
-    for consumer in list(hub.connections.values()):
+    consumers = list(hub.connections.values())
+    metrics.fan_out(len(consumers))
+    for consumer in consumers:
         if consumer.client_id not in authors:
             await consumer.send_frame(shared)
             continue

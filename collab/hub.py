@@ -15,7 +15,7 @@ import uuid
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from . import presence, store
+from . import metrics, presence, store
 from .protocol import ProtocolError, encode
 
 log = logging.getLogger("tandem.hub")
@@ -123,7 +123,8 @@ class DocumentHub:
         await consumer.send_frame(encode({"type": "ops", "ops": [op.as_message() for op in ops]}))
 
     def submit(self, consumer, submission):
-        self.queue.put_nowait(("submit", consumer, submission))
+        # The arrival time is for the ack latency metric (collab.metrics).
+        self.queue.put_nowait(("submit", consumer, submission, time.monotonic()))
 
     async def leave(self, consumer):
         if self.connections.pop(consumer.session, None) is None:
@@ -186,6 +187,7 @@ class DocumentHub:
             now - self.snapshot_time > settings.TANDEM_SNAPSHOT_EVERY_SECONDS
         ):
             self.snapshot_soon("auto")
+        metrics.sampler.sample_if_due()  # One sample per interval, however many hubs tick.
 
     def snapshot_soon(self, reason):
         """Save the current content in the background; acks never wait for it."""
