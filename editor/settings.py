@@ -5,12 +5,15 @@ Local defaults just work (SQLite file, in-memory channel layer, DEBUG on). Produ
 misconfigured deployment fails at boot rather than serving with a known key.
 """
 
+import ipaddress
 import os
 import tempfile
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from editor.logs import log_format, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -173,24 +176,19 @@ TANDEM_SNAPSHOT_EVERY_OPS = env_int("TANDEM_SNAPSHOT_EVERY_OPS", 200)
 TANDEM_SNAPSHOT_EVERY_SECONDS = env_int("TANDEM_SNAPSHOT_EVERY_SECONDS", 30)
 TANDEM_RATE_LIMIT_PER_SECOND = env_int("TANDEM_RATE_LIMIT_PER_SECOND", 200)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {
-        "tandem": {
-            "handlers": ["console"],
-            "level": os.environ.get("TANDEM_LOG_LEVEL", "INFO"),
-            "propagate": False,
-        },
-    },
-}
+# One line of JSON per record in production (for a log shipper), readable lines locally;
+# see editor/logs.py. TANDEM_LOG_FORMAT=json|plain overrides the default.
+LOGGING = logging_config(
+    log_format(os.environ.get("TANDEM_LOG_FORMAT"), PRODUCTION),
+    tandem_level=os.environ.get("TANDEM_LOG_LEVEL", "INFO"),
+)
 
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT", default=True)
+    # The load balancer probes daphne over plain HTTP, without X-Forwarded-Proto.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -202,3 +200,18 @@ if PRODUCTION:
 # A socket that has sent nothing (not even a ping, which clients send every 10 s) for this
 # long is closed (code 4408); the hub checks every 5 s, so a dead peer goes within 30 s.
 TANDEM_HEARTBEAT_TIMEOUT = env_int("TANDEM_HEARTBEAT_TIMEOUT", 25)
+
+# Who may read /metrics without logging in as staff: clients whose address (REMOTE_ADDR;
+# behind a proxy, daphne --proxy-headers makes it the real client's) is in these networks.
+TANDEM_METRICS_ALLOWED_NETWORKS = env_list("TANDEM_METRICS_ALLOWED_NETWORKS") or [
+    "127.0.0.0/8",
+    "::1/128",
+]
+for _network in TANDEM_METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"TANDEM_METRICS_ALLOWED_NETWORKS: {error}") from None
+if PRODUCTION:
+    # Prometheus scrapes each daphne process directly, over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [*globals().get("SECURE_REDIRECT_EXEMPT", []), r"^metrics$"]

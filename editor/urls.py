@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from . import health, views
 
 urlpatterns = [
     path("", views.document_list, name="document_list"),
@@ -18,5 +18,6 @@ urlpatterns = [
         name="document_unshare",
     ),
     path("documents/<int:document_id>/lock/", views.document_lock, name="document_lock"),
+    path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

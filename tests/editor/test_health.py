@@ -1,0 +1,120 @@
+"""`GET /healthz` answers 200 when the database and channel layer work, 503 naming what failed."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import AsyncClient
+
+from editor import health
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def get_health(**headers):
+    response = await AsyncClient().get("/healthz", **headers)
+    return response, json.loads(response.content)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_healthy_without_login_session_or_csrf():
+    response, body = await get_health()
+    assert response.status_code == 200
+    assert body == {"status": "ok", "checks": {"database": "ok", "channel_layer": "ok"}}
+    assert "no-cache" in response["Cache-Control"]
+    assert "Set-Cookie" not in response
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_failing_database_is_a_503_naming_it(monkeypatch):
+    async def broken():
+        raise OSError("connection refused")
+
+    monkeypatch.setitem(health.CHECKS, "database", broken)
+    response, body = await get_health()
+    assert response.status_code == 503
+    assert body == {"status": "fail", "checks": {"database": "error", "channel_layer": "ok"}}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_hung_channel_layer_is_a_503_within_the_deadline(monkeypatch):
+    async def hung():
+        await asyncio.sleep(60)
+
+    monkeypatch.setitem(health.CHECKS, "channel_layer", hung)
+    monkeypatch.setattr(health, "CHECK_TIMEOUT", 0.2)
+    async with asyncio.timeout(5):
+        response, body = await get_health()
+    assert response.status_code == 503
+    assert body["checks"] == {"database": "ok", "channel_layer": "timeout"}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_layer_check_really_round_trips(monkeypatch):
+    class SwallowingLayer:
+        """Accepts messages and never delivers them."""
+
+        async def new_channel(self, prefix="specific."):
+            return prefix + "x"
+
+        async def send(self, channel, message):
+            pass
+
+        async def receive(self, channel):
+            await asyncio.sleep(60)
+
+    monkeypatch.setattr(health, "get_channel_layer", SwallowingLayer)
+    monkeypatch.setattr(health, "CHECK_TIMEOUT", 0.2)
+    response, body = await get_health()
+    assert response.status_code == 503
+    assert body["checks"]["channel_layer"] == "timeout"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_only_safe_methods():
+    response = await AsyncClient().post("/healthz")
+    assert response.status_code == 405
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+async def test_healthy_through_redis(redis_url, settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_url.rsplit("/", 1)[0] + "/7"]},
+        }
+    }
+    response, body = await get_health()
+    assert response.status_code == 200, body
+    assert body["checks"]["channel_layer"] == "ok"
+
+
+def test_production_does_not_redirect_the_probe_to_https(tmp_path):
+    code = """
+from django.test import Client
+client = Client(SERVER_NAME="docs.example.com")
+print(client.get("/healthz").status_code, client.get("/accounts/login/").status_code)
+"""
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "SECURE_SSL_REDIRECT"}}
+    env.update(
+        TANDEM_PRODUCTION="1",
+        SECRET_KEY="x" * 50,
+        ALLOWED_HOSTS="docs.example.com",
+        DATABASE_URL="sqlite://:memory:",
+        TANDEM_LOG_FORMAT="plain",
+        STATIC_ROOT=str(tmp_path),
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200", "301"]
