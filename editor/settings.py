@@ -213,5 +213,6 @@ for _network in TANDEM_METRICS_ALLOWED_NETWORKS:
     except ValueError as error:
         raise ImproperlyConfigured(f"TANDEM_METRICS_ALLOWED_NETWORKS: {error}") from None
 if PRODUCTION:
-    # Prometheus scrapes each daphne process directly, over plain HTTP.
+    # Prometheus scrapes each daphne process directly, over plain HTTP (any exemption set
+    # above is kept).
     SECURE_REDIRECT_EXEMPT = [*globals().get("SECURE_REDIRECT_EXEMPT", []), r"^metrics$"]

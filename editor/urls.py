@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import health, views
+from . import health, monitoring, views
 
 urlpatterns = [
     path("", views.document_list, name="document_list"),
@@ -20,4 +20,11 @@ urlpatterns = [
     path("documents/<int:document_id>/lock/", views.document_lock, name="document_lock"),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+]
+
+# Monitoring (editor/monitoring.py): Prometheus's default path, and the staff page.
+urlpatterns += [
+    path("metrics", monitoring.prometheus_metrics, name="metrics"),
+    path("staff/monitor/", monitoring.monitor, name="monitor"),
+    path("staff/monitor/data.json", monitoring.monitor_data, name="monitor_data"),
 ]
