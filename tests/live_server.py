@@ -111,9 +111,10 @@ print(json.dumps(ids))
 class DaphneServer:
     """A daphne process serving Tandem on 127.0.0.1:`port` with `env` on top of ours."""
 
-    def __init__(self, port=None, env=None, log_dir=None, ready_timeout=30):
+    def __init__(self, port=None, env=None, log_dir=None, ready_timeout=30, args=()):
         self.port = port or free_port()
         self.env = dict(env or {})
+        self.args = list(args)  # more daphne options, e.g. those of the systemd unit
         self.ready_timeout = ready_timeout
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="tandem-daphne-"))
         self.log_path = self.log_dir / f"daphne-{self.port}.log"
@@ -145,6 +146,7 @@ class DaphneServer:
                 HOST,
                 "-p",
                 str(self.port),
+                *self.args,
                 "editor.asgi:application",
             ],
             cwd=ROOT,
