@@ -64,8 +64,8 @@ def log(text):
 class Server:
     """One daphne process, pinned to `core` with taskset when the machine has two cores."""
 
-    def __init__(self, env, core, log_dir):
-        self.env, self.core = env, core
+    def __init__(self, env, core, log_dir, extra_args=()):
+        self.env, self.core, self.extra_args = env, core, list(extra_args)
         self.port = free_port()
         self.log_path = Path(log_dir) / f"daphne-{self.port}.log"
         self.process = None
@@ -83,7 +83,7 @@ class Server:
         command = [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(self.port)]
         with open(self.log_path, "a") as output:
             self.process = subprocess.Popen(
-                [*prefix, *command, "editor.asgi:application"],
+                [*prefix, *command, *self.extra_args, "editor.asgi:application"],
                 cwd=ROOT,
                 env=server_env(self.env),
                 stdout=output,
@@ -129,6 +129,7 @@ class Setup:
     env: dict
     servers: list = field(default_factory=list)
     users: list = field(default_factory=list)  # session cookies, bench0 first
+    log_dir: str = ""
 
     def cpu(self):
         return sum(server.cpu_seconds() for server in self.servers)
@@ -157,7 +158,7 @@ def make_setup(name, log_dir):
         env["DATABASE_URL"] = f"{POSTGRES}/tandem_bench"
         env["REDIS_URL"] = REDIS
         manage("migrate", "--noinput", env=env)
-    setup = Setup(name, env)
+    setup = Setup(name, env, log_dir=log_dir)
     setup.users = make_users(100, env)
     cores = [0, 1] if name == "two-processes" else [0]
     setup.servers = [Server(env, core, log_dir).start() for core in cores]
@@ -267,6 +268,28 @@ def run_generator(setup, config, on_event=None, timeout=600):
     return result
 
 
+# ---- profiles ----------------------------------------------------------------------------
+
+PROFILE_DIR = None
+PROFILE_SECONDS = 3
+
+
+def start_profile(setup, label):
+    """py-spy (sampling, non-blocking, on core 1) on each server for PROFILE_SECONDS."""
+    spies = []
+    for server in setup.servers:
+        out = Path(PROFILE_DIR) / f"{setup.name}-{label}-{server.port}.txt"
+        spy = str(Path(sys.executable).parent / "py-spy")
+        pid = str(server.process.pid)
+        command = [spy, "record", "--nonblocking", "--format", "raw", "-r", "200",
+                   "-d", str(PROFILE_SECONDS), "-p", pid, "-o", str(out)]  # fmt: skip
+        if PINNED:
+            command = ["taskset", "-c", "1", *command]
+        quiet = subprocess.DEVNULL
+        spies.append(subprocess.Popen(command, stdout=quiet, stderr=quiet))
+    return spies
+
+
 # ---- scenarios ---------------------------------------------------------------------------
 
 
@@ -301,13 +324,19 @@ def typing_step(setup, doc_ids, per_doc, rate, seconds):
     specs = client_specs(setup, doc_ids, per_doc)
     cpu = {}
 
+    spies = []
+
     def on_event(event):
         if event["event"] in ("start", "stop"):
             cpu[event["event"]] = (setup.cpu(), time.monotonic())
+        if event["event"] == "start" and PROFILE_DIR:
+            spies.extend(start_profile(setup, f"{len(doc_ids)}x{per_doc}-{rate * len(specs):.0f}"))
 
     config = {"mode": "type", "clients": specs, "rate": rate, "seconds": seconds,
               "drainSeconds": 15, "connectAtOnce": 50}  # fmt: skip
     result = run_generator(setup, config, on_event)
+    for spy in spies:
+        spy.wait()
     server_cpu = cpu["stop"][0] - cpu["start"][0]
     wall = cpu["stop"][1] - cpu["start"][1]
     same = converged(setup, result, doc_ids)
@@ -475,7 +504,7 @@ owner = get_user_model().objects.get(username="bench0")
 doc = Document.objects.create(owner=owner, title="big")
 words = ["tandem", "delta", "quill", "edit", "note", "the", "of", "and", "server", "a"]
 content, length, rows, snaps = [], 0, [], []
-last = {ops} - ({ops} % {snapshot_every}) - {snapshot_every}
+last = {ops} - 3 * {snapshot_every}
 for version in range(1, {ops} + 1):
     text = ""
     while len(text) < {chars}:
@@ -492,7 +521,7 @@ for version in range(1, {ops} + 1):
     else:
         content.append(dict(op))
     length += len(text)
-    if version >= last and version % {snapshot_every} == 0:
+    if version >= last and version % {snapshot_every} == 1:
         snaps.append(Snapshot(document=doc, version=version,
                               content=content + [{{"insert": "\\n"}}]))
 with transaction.atomic():
@@ -504,36 +533,50 @@ print(json.dumps([doc.pk, length + 1, len(content) + 1, [s.version for s in snap
 
 
 def open_big(name, setup, args):
+    """Time from connect to the `joined` frame with the content, with daphne's default 1 MiB
+    message limit and again with the limit raised to 16 MiB."""
     doc, length, content_ops, snapshots = seed_big_document(setup.env)
-    spec = client_specs(setup, [doc], 1)[0]
-    result = run_generator(setup, {"mode": "open", "clients": [spec], "trials": 4})
-    trials = result["trials"]
     database = database_digests([doc], setup.env)[doc]
-    same = all(t["ok"] and (t["length"], t["sha"]) == tuple(database[1:]) for t in trials)
-    first = trials[0]["firstContentMs"]
-    again = sorted(t["firstContentMs"] for t in trials[1:])
-    log(f"  {setup.name}: open: {trials} db {database}")
-    return [
-        Row(
-            name,
-            setup.name,
-            rate=f"{first:.0f} ms cold, {again[len(again) // 2]:.0f} ms again",
-            converged="yes" if same else "NO",
-            note=(
-                f"connect -> `joined` with the content; {length:,} characters in "
-                f"{content_ops:,} content ops, 100,000 ops in the log, last snapshot at "
-                f"version {snapshots[-1]:,} ({100_000 - snapshots[-1]} ops replayed)"
-            ),
+    rows = []
+    for limit in (None, 16 * 2**20):
+        if limit:
+            setup.stop()
+            extra = ["--websocket-max-message-size", str(limit)]
+            setup.servers = [Server(setup.env, 0, setup.log_dir, extra).start()]
+        spec = client_specs(setup, [doc], 1)[0]
+        result = run_generator(setup, {"mode": "open", "clients": [spec], "trials": 4})
+        trials = result["trials"]
+        same = all(t["ok"] and (t["length"], t["sha"]) == tuple(database[1:]) for t in trials)
+        log(f"  {setup.name}: open, limit {limit}: {trials} db {database}")
+        if all(t["ok"] for t in trials):
+            again = sorted(t["firstContentMs"] for t in trials[1:])
+            first = trials[0]["firstContentMs"]
+            held = f"{first:.0f} ms cold, {again[len(again) // 2]:.0f} ms again"
+        else:
+            held = f"no content ({sum(not t['ok'] for t in trials)}/{len(trials)} closed)"
+        how = f"daphne --websocket-max-message-size {limit}" if limit else "daphne defaults"
+        rows.append(
+            Row(
+                name,
+                setup.name,
+                rate=held,
+                converged="yes" if same else "NO",
+                note=(
+                    f"{how}; connect -> `joined` with the content; {length:,} characters"
+                    f" in {content_ops:,} content ops, 100,000 ops in the log, last snapshot at "
+                    f"version {snapshots[-1]:,} ({100_000 - snapshots[-1]} ops replayed)"
+                ),
+            )
         )
-    ]
+    return rows
 
 
 SCENARIOS = {
     "10x1": ("10 editors, 1 doc", lambda t, s, a: sweep(t, s, 1, 10, 100, a)),
-    "100x1": ("100 editors, 1 doc", lambda t, s, a: sweep(t, s, 1, 100, 100, a)),
+    "100x1": ("100 editors, 1 doc", lambda t, s, a: sweep(t, s, 1, 100, 50, a)),
     "typing10": ("10 editors x 5/s", lambda t, s, a: fixed_rate(t, s, 10, 5, a)),
     "typing100": ("100 editors x 5/s", lambda t, s, a: fixed_rate(t, s, 100, 5, a)),
-    "1000x3": ("1000 docs x 3 editors", lambda t, s, a: sweep(t, s, a.docs, 3, 300, a)),
+    "1000x3": ("1000 docs x 3 editors", lambda t, s, a: sweep(t, s, a.docs, 3, 50, a)),
     "connect100": ("100 connect at once", lambda t, s, a: connect_storm(t, s, 100, a)),
     "connect1000": ("1000 connect at once", lambda t, s, a: connect_storm(t, s, 1000, a)),
     "idle": ("idle connections", lambda t, s, a: idle(t, s, a)),
@@ -567,8 +610,13 @@ def main():
     parser.add_argument("--max-steps", type=int, default=10)
     parser.add_argument("--docs", type=int, default=1000, help="documents of 1000x3")
     parser.add_argument("--idle", type=int, default=10_000, help="idle connections")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy each typing step into DIR")
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
+    if args.profile:
+        global PROFILE_DIR
+        PROFILE_DIR = args.profile
+        Path(PROFILE_DIR).mkdir(parents=True, exist_ok=True)
     if args.list:
         for key, (title, _) in SCENARIOS.items():
             print(f"{key:12} {title}")
