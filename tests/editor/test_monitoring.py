@@ -102,6 +102,17 @@ def test_networks_setting_fails_fast_on_a_typo():
     assert "TANDEM_METRICS_ALLOWED_NETWORKS" in result.stderr
 
 
+def test_production_does_not_redirect_scrapes_to_https():
+    production = {"TANDEM_PRODUCTION": "1", "SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": "a.example"}
+    env = {**os.environ, **production, "DJANGO_SETTINGS_MODULE": "editor.settings"}
+    code = "from django.conf import settings as s; print(s.SECURE_REDIRECT_EXEMPT)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'^metrics$'" in result.stdout and "'^healthz$'" in result.stdout
+
+
 def test_monitor_page_for_staff_only(client, staff, owner):
     url = reverse("monitor")
     response = client.get(url)
