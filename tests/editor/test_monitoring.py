@@ -129,18 +129,17 @@ def test_monitor_page_for_staff_only(client, staff, owner):
     assert 'data-chart="edits_per_second"' in page
 
 
-def test_monitor_data_shape(client, staff, owner):
+def test_monitor_data_shape(client, staff, owner, monkeypatch):
     url = reverse("monitor_data")
     client.force_login(owner)
     assert client.get(url).status_code == 302
     client.force_login(staff)
-    metrics.sampler.samples.clear()
-    metrics.sampler._previous = None
+    monkeypatch.setattr(metrics, "sampler", metrics.Sampler())
     data = client.get(url).json()
     assert data["sample_seconds"] == 5 and data["window_seconds"] == 600
     now = data["now"]
-    assert now["connections"] == {"websocket": 0, "http": 0}
-    assert now["documents"] == 0
+    assert set(now["connections"]) == {"websocket", "http"}
+    assert isinstance(now["documents"], int)
     assert set(now) >= {"edits_total", "ack", "fan_out", "send_failures", "rejected",
                         "reconnects", "fallbacks", "pid"}  # fmt: skip
     assert set(now["ack"]) == {"count", "mean_ms", "p50_ms", "p99_ms"}
