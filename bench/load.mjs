@@ -116,6 +116,7 @@ const pending = new Map();
 let windowStart = Infinity;
 let windowEnd = Infinity;
 let stopping = false;
+let lastMessageAt = 0;
 
 function count(table, key) {
   table[key] = (table[key] || 0) + 1;
@@ -163,6 +164,7 @@ class Client {
       });
       socket.on('close', (code) => {
         this.socket = null;
+        clearInterval(this.pinger);
         if (!stopping) count(stats.closes, String(code));
         if (this.version === null) {
           stats.connectFailures += 1;
@@ -181,12 +183,15 @@ class Client {
   receive(data) {
     const at = now();
     const message = JSON.parse(data);
+    if (message.type !== 'pong') lastMessageAt = at;
     switch (message.type) {
       case 'joined':
         this.version = message.version;
         this.contentLength = message.content ? message.content.length : 0;
         this.text = new Text(plainText(message.content || []));
         this.joinedAt = at;
+        // Heartbeat from the join on: the server drops a socket silent for 25 s.
+        this.pinger = setInterval(() => this.send({ type: 'ping', id: 1 }), 10000);
         this.onJoined();
         break;
       case 'ack':
@@ -374,18 +379,6 @@ async function connectAll(clients, atOnce) {
   };
 }
 
-function startPings(clients) {
-  const timers = clients.map((client, i) =>
-    setTimeout(
-      () => {
-        timers[i] = setInterval(() => client.send({ type: 'ping', id: 1 }), 10000);
-      },
-      (i % 100) * 100,
-    ),
-  );
-  return () => timers.forEach((t) => clearInterval(t));
-}
-
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -398,8 +391,9 @@ function typeFor(clients, rate, seconds) {
     const interval = 1000 / rate;
     let running = clients.length;
     const lags = [];
-    for (const client of clients) {
-      const phase = Math.random() * interval;
+    for (const [i, client] of clients.entries()) {
+      // Phases spread evenly, so the window holds rate x seconds keystrokes at any rate.
+      const phase = ((i + 0.5) / clients.length) * interval;
       let due = 0; // keystrokes this client owed so far
       const tick = () => {
         const t = now();
@@ -415,10 +409,10 @@ function typeFor(clients, rate, seconds) {
           if (!running) resolve(lags);
           return;
         }
-        const wait = start + phase + due * interval - now();
+        const wait = Math.min(start + phase + due * interval, windowEnd) - now();
         setTimeout(tick, Math.max(0, wait));
       };
-      setTimeout(tick, Math.max(0, start + phase - now()));
+      setTimeout(tick, Math.max(0, Math.min(start + phase, windowEnd) - now()));
     }
   });
 }
@@ -447,6 +441,7 @@ function summary(samples) {
 
 async function closeAll(clients) {
   stopping = true;
+  for (const client of clients) clearInterval(client.pinger);
   for (const client of clients) if (client.socket) client.socket.close(1000);
   await sleep(200);
   for (const client of clients) if (client.socket) client.socket.terminate();
@@ -457,19 +452,22 @@ async function runTyping(clients) {
   for (const c of clients) groups.set(c.spec.group, (groups.get(c.spec.group) || 0) + 1);
   for (const c of clients) c.peers = groups.get(c.spec.group) - 1;
   const connect = await connectAll(clients, config.connectAtOnce || 100);
+  // Start typing once the joins' presence fan-out is over (no frame for 500 ms).
+  const quietFrom = now();
+  while (now() - lastMessageAt < 500 && now() - quietFrom < 60000) await sleep(50);
+  connect.quietSeconds = (now() - quietFrom) / 1000;
   emit('joined', connect);
-  const stopPings = startPings(clients);
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
-  await sleep(300); // presence of the late joiners settles
   const cpu = process.cpuUsage();
+  const typingFrom = now();
   loopDelay.enable();
   emit('start');
   const lags = await typeFor(clients, config.rate, config.seconds);
   const used = process.cpuUsage(cpu);
+  const typingSeconds = (now() - typingFrom) / 1000;
   loopDelay.disable();
   emit('stop');
   const settled = await settle(clients, config.drainSeconds);
-  stopPings();
   const digests = clients.map((c) => c.digest());
   await closeAll(clients);
   return {
@@ -484,7 +482,7 @@ async function runTyping(clients) {
     deliveredInWindow: stats.deliveredInWindow,
     ack: summary(stats.ackLatency),
     remote: summary(stats.remoteLatency),
-    generatorCpu: (used.user + used.system) / 1e6 / config.seconds,
+    generatorCpu: (used.user + used.system) / 1e6 / typingSeconds,
     scheduleLagMs: summary(lags),
     loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
     errors: stats.errors,
@@ -496,13 +494,11 @@ async function runTyping(clients) {
 
 async function runIdle(clients) {
   const connect = await connectAll(clients, config.connectAtOnce || 200);
-  const stopPings = startPings(clients);
   emit('joined', connect);
   await sleep(config.holdSeconds * 1000);
   const open = clients.filter((c) => c.socket).length;
   emit('idle', { open });
   await sleep(1000);
-  stopPings();
   await closeAll(clients);
   return { connect, open, errors: stats.errors, closes: stats.closes };
 }
@@ -539,5 +535,5 @@ async function runOpen(specs) {
 const clients = config.clients.map((spec, i) => new Client(i, spec));
 const runners = { type: runTyping, idle: runIdle, connect: runConnect, open: runOpen };
 const result = await runners[config.mode](config.mode === 'open' ? config.clients : clients);
-emit('result', result);
-process.exit(0);
+// Exit only once the (possibly large) result has left through the pipe.
+process.stdout.write(`${JSON.stringify({ event: 'result', ...result })}\n`, () => process.exit(0));

@@ -130,6 +130,7 @@ class Setup:
     servers: list = field(default_factory=list)
     users: list = field(default_factory=list)  # session cookies, bench0 first
     log_dir: str = ""
+    versions: dict = field(default_factory=dict)  # documents -> their summed versions
 
     def cpu(self):
         return sum(server.cpu_seconds() for server in self.servers)
@@ -275,13 +276,14 @@ PROFILE_SECONDS = 3
 
 
 def start_profile(setup, label):
-    """py-spy (sampling, non-blocking, on core 1) on each server for PROFILE_SECONDS."""
+    """py-spy on each server for PROFILE_SECONDS: sampling, non-blocking, on core 1, and only
+    the thread holding the GIL (so the samples approximate the server's Python CPU time)."""
     spies = []
     for server in setup.servers:
         out = Path(PROFILE_DIR) / f"{setup.name}-{label}-{server.port}.txt"
         spy = str(Path(sys.executable).parent / "py-spy")
         pid = str(server.process.pid)
-        command = [spy, "record", "--nonblocking", "--format", "raw", "-r", "200",
+        command = [spy, "record", "--nonblocking", "--gil", "--format", "raw", "-r", "200",
                    "-d", str(PROFILE_SECONDS), "-p", pid, "-o", str(out)]  # fmt: skip
         if PINNED:
             command = ["taskset", "-c", "1", *command]
@@ -312,6 +314,9 @@ def ms(summary, key):
 def converged(setup, result, doc_ids):
     """All clients of each document agree with each other and with the database."""
     database = database_digests(doc_ids, setup.env)
+    versions = sum(version for version, _, _ in database.values())
+    result["commits"] = versions - setup.versions.get(tuple(doc_ids), 0)
+    setup.versions[tuple(doc_ids)] = versions
     for digest in result["digests"]:
         _, length, sha = database[digest["group"]]
         if (digest["length"], digest["sha"]) != (length, sha):
@@ -361,17 +366,20 @@ def typing_step(setup, doc_ids, per_doc, rate, seconds):
         "result": result,
         "server_cpu": server_cpu / wall,
         "cpu_per_edit_us": server_cpu / delivered * 1e6 if delivered else None,
-        "cpu_per_commit_us": server_cpu / max(1, result["acked"]) * 1e6,
+        "cpu_per_op_ms": server_cpu / max(1, result["commits"]) * 1e3,
     }
     log(
         f"  {setup.name}: {per_doc} x {len(doc_ids)} docs, offered {result['offered']:.0f}/s, "
         f"achieved {result['achieved']:.0f}/s, ack p50/p99 {ms(result['ack'], 'p50')}/"
         f"{ms(result['ack'], 'p99')} ms, remote p50/p99 {ms(remote, 'p50')}/{ms(remote, 'p99')}"
         f" ms, delivered {result['delivered']}/{result['expectedDeliveries']}, acked "
-        f"{result['acked']}/{result['typed']}, server CPU {verdict['server_cpu']:.0%}, "
+        f"{result['acked']}/{result['typed']} in {result['commits']} ops, server CPU "
+        f"{verdict['server_cpu']:.0%}, "
         f"generator CPU {result['generatorCpu']:.0%}, converged {same}, errors "
         f"{result['errors'] or '-'} closes {result['closes'] or '-'} -> "
-        f"{'holds' if holds else 'fails'}"
+        f"{'holds' if holds else 'fails'} (joined in {result['connect']['seconds']:.1f} s, "
+        f"quiet {result['connect'].get('quietSeconds', 0):.1f} s later, generator schedule lag"
+        f" p99 {ms(result['scheduleLagMs'], 'p99')} ms)"
     )
     return verdict
 
@@ -390,27 +398,32 @@ def typing_row(name, setup, verdict, extra=""):
         cpu_per_edit=f"{per_edit:.1f}" if per_edit else "-",
         converged="yes" if verdict["converged"] else "NO",
         note=(
-            f"server CPU {verdict['server_cpu']:.0%}, generator CPU "
-            f"{result['generatorCpu']:.0%}{extra}"
+            f"server CPU {verdict['server_cpu']:.0%} ({verdict['cpu_per_op_ms']:.1f} ms per "
+            f"committed op, {verdict['result']['acked'] / max(1, result['commits']):.1f} "
+            f"keystrokes per op), generator CPU {result['generatorCpu']:.0%}{extra}"
         ),
     )
 
 
-def sweep(name, setup, docs, per_doc, start_rate, args):
+def sweep(name, setup, docs, per_doc, start_rate, args, min_seconds=0):
     """Multiply the per-client rate until a step fails; report the highest that held."""
     doc_ids = make_documents(docs, per_doc, setup.env)
     clients = docs * per_doc
     rate, held, failed = start_rate, None, None
+    seconds = max(args.seconds, min_seconds)
     for _ in range(args.max_steps):
-        verdict = typing_step(setup, doc_ids, per_doc, rate / clients, args.seconds)
-        if not verdict["holds"]:
-            failed = verdict
+        verdict = typing_step(setup, doc_ids, per_doc, rate / clients, seconds)
+        if verdict["holds"]:
+            held = verdict
+            rate *= args.factor
+            continue
+        failed = verdict
+        if held is not None or rate <= start_rate / args.factor**2:
             break
-        held = verdict
-        rate *= args.factor
+        rate /= args.factor  # the first rate failed: step down (twice at most)
     if held and failed and not args.quick:
         between = math.sqrt(held["rate"] * failed["rate"])
-        verdict = typing_step(setup, doc_ids, per_doc, between / clients, args.seconds)
+        verdict = typing_step(setup, doc_ids, per_doc, between / clients, seconds)
         if verdict["holds"]:
             held = verdict
         else:
@@ -576,7 +589,7 @@ SCENARIOS = {
     "100x1": ("100 editors, 1 doc", lambda t, s, a: sweep(t, s, 1, 100, 50, a)),
     "typing10": ("10 editors x 5/s", lambda t, s, a: fixed_rate(t, s, 10, 5, a)),
     "typing100": ("100 editors x 5/s", lambda t, s, a: fixed_rate(t, s, 100, 5, a)),
-    "1000x3": ("1000 docs x 3 editors", lambda t, s, a: sweep(t, s, a.docs, 3, 50, a)),
+    "1000x3": ("1000 docs x 3 editors", lambda t, s, a: sweep(t, s, a.docs, 3, 50, a, 10)),
     "connect100": ("100 connect at once", lambda t, s, a: connect_storm(t, s, 100, a)),
     "connect1000": ("1000 connect at once", lambda t, s, a: connect_storm(t, s, 1000, a)),
     "idle": ("idle connections", lambda t, s, a: idle(t, s, a)),
