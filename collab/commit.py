@@ -162,6 +162,8 @@ async def _publish(hub, committed, replies, content, arrived=None):
         hub.remember(committed)
         metrics.committed(len(committed))
     for consumer, reply in replies:
+        if reply["type"] == "error":
+            metrics.rejected(reply["code"])
         await consumer.send_frame(encode(reply))
     if committed:
         await broadcast(hub, committed)

@@ -5,7 +5,7 @@ import logging
 
 from channels.db import database_sync_to_async
 
-from . import commit, store
+from . import commit, eventstream, store
 from .bridge import Bridge
 from .hub import DocumentHub
 
@@ -72,6 +72,9 @@ class Registry:
         kind = message["type"]
         if kind == "user.logout":
             await self.close_user(message["user"])
+            return
+        if kind == "http.forward":
+            eventstream.receive_forwarded(message)
             return
         hub = self.hubs.get(message.get("document"))
         if hub is None or hub.closed:

@@ -17,7 +17,7 @@ from django.http import Http404
 
 from editor.access import access_document, can_edit
 
-from . import hubs, presence
+from . import hubs, metrics, presence
 from .hub import HubClosed
 from .protocol import (
     Fetch,
@@ -109,6 +109,8 @@ class EditSession:
         if self.hub is not None:
             raise ProtocolError("bad_message", "hello was already sent on this connection")
         self.client_id = hello.client_id
+        if hello.version is not None:
+            metrics.reconnected(self.transport)  # only a client that was here knows a version
         while True:
             hub = await hubs.registry.open(self.document_id)
             try:
@@ -163,6 +165,7 @@ class EditSession:
     async def refuse(self, error):
         """Answer a bad message with an error; close when it keeps happening."""
         await self.send_frame(encode(error.as_message()))
+        metrics.rejected(error.code)
         self.errors += 1
         if self.errors >= MAX_ERRORS:
             code = CLOSE_FLOOD if error.code == "rate_limited" else CLOSE_PROTOCOL

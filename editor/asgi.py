@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, WebSockets through the collab routes."""
+"""ASGI entry point: HTTP through Django, WebSockets and event streams through collab."""
 
 import os
 
@@ -11,12 +11,13 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
-from collab.routing import websocket_urlpatterns  # noqa: E402
+from collab.routing import event_stream_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": URLRouter([*event_stream_urlpatterns, re_path("", django_asgi_app)]),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

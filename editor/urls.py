@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from collab import views as collab_views
+
 from . import health, monitoring, views
 
 urlpatterns = [
@@ -18,6 +20,11 @@ urlpatterns = [
         name="document_unshare",
     ),
     path("documents/<int:document_id>/lock/", views.document_lock, name="document_lock"),
+    path(
+        "documents/<int:document_id>/live/<str:token>/",
+        collab_views.post_messages,
+        name="live_messages",
+    ),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,39 @@
+"""The upstream half of the HTTP fallback transport (collab.eventstream has the rest)."""
+
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.http import require_POST
+
+from . import eventstream
+
+
+@require_POST
+async def post_messages(request, document_id, token):
+    """Protocol messages from a client on the event-stream transport, one JSON per line.
+
+    Django's CSRF middleware guards this view as any other POST. Answers 204 when the lines
+    were handled here, 202 when they were forwarded to the process holding the stream, and
+    410 when no stream has that token (the client opens a new one and resends).
+    """
+    user = await request.auser()
+    if not user.is_authenticated:
+        return _error(403, "not_authenticated", "log in again")
+    try:
+        lines = [line for line in request.body.decode().split("\n") if line.strip()]
+    except UnicodeDecodeError:
+        return _error(400, "bad_json", "the body must be UTF-8 text")
+    if len(lines) > eventstream.MAX_LINES_PER_POST:
+        return _error(413, "too_large", f"at most {eventstream.MAX_LINES_PER_POST} per POST")
+    stream = eventstream.streams.get(token)
+    if stream is not None:
+        if stream.edit.document_id != document_id:
+            return _error(410, "no_session", "no such event stream")
+        if not eventstream.deliver(stream, user.pk, lines):
+            return _error(403, "not_yours", "this event stream belongs to someone else")
+        return HttpResponse(status=204)
+    if await eventstream.forward(document_id, token, user.pk, lines):
+        return HttpResponse(status=202)
+    return _error(410, "no_session", "no such event stream; open a new one")
+
+
+def _error(status, code, message):
+    return JsonResponse({"type": "error", "code": code, "message": message}, status=status)
