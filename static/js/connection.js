@@ -1,9 +1,14 @@
 /**
- * A WebSocket that stays up: reconnects with exponential backoff and jitter, sends a `ping`
- * every 10 s, and treats a socket that has been silent for 25 s as dead.
+ * A connection that stays up: reconnects with exponential backoff and jitter, sends a `ping`
+ * every 10 s, and treats a connection that has been silent for 25 s as dead.
+ *
+ * It prefers a WebSocket. When WebSockets keep failing (never open, as behind a proxy that
+ * refuses the upgrade, or keep dropping) and a fallback is configured, it switches to the
+ * HTTP event channel (event-channel.js), and while there it probes for a WebSocket now and
+ * then, returning to it as soon as one opens.
  *
  * Knows nothing of documents: it moves JSON objects and reports open / message / close.
- * WebSocket, timers, clock and randomness are injectable for tests.
+ * WebSocket, fallback channel, timers, clock and randomness are injectable for tests.
  */
 
 /** Close codes after which reconnecting cannot help (protocol "Close codes"). */
@@ -25,15 +30,30 @@ export class Connection {
     onOpen = () => {},
     onMessage = () => {},
     onClose = () => {},
+    onTransport = () => {},
     WebSocketImpl = globalThis.WebSocket,
+    fallback = null, // (url) => a WebSocket look-alike over HTTP, or null for none
+    fallbackUrl = null,
     timers = globalThis,
     now = () => Date.now(),
     random = Math.random,
     pingEvery = 10000,
     deadAfter = 25000,
     connectTimeout = 10000,
+    failuresBeforeFallback = 2, // WebSockets in a row that never opened
+    dropsBeforeFallback = 3, // WebSockets that opened and then dropped, within dropWindow
+    dropWindow = 120000,
+    probeEvery = 60000,
   }) {
     Object.assign(this, { url, onOpen, onMessage, onClose, WebSocketImpl, timers, now, random });
+    Object.assign(this, { onTransport, fallback, fallbackUrl, probeEvery, dropWindow });
+    this.failuresBeforeFallback = failuresBeforeFallback;
+    this.dropsBeforeFallback = dropsBeforeFallback;
+    this.transport = "websocket";
+    this.failures = 0; // WebSockets in a row that never opened
+    this.drops = []; // when opened WebSockets dropped
+    this.probe = null;
+    this.probeTimer = null;
     this.pingEvery = pingEvery;
     this.deadAfter = deadAfter;
     this.connectTimeout = connectTimeout;
@@ -60,6 +80,7 @@ export class Connection {
     this.stopped = true;
     this.timers.clearTimeout(this.retryTimer);
     this.timers.clearTimeout(this.connectTimer);
+    this._stopProbing();
     this._drop(1000);
   }
 
@@ -88,8 +109,16 @@ export class Connection {
 
   _connect() {
     if (this.stopped) return;
-    const socket = new this.WebSocketImpl(this.url);
+    let socket;
+    try {
+      socket = this.transport === "http" ? this.fallback(this.fallbackUrl) : new this.WebSocketImpl(this.url);
+    } catch {
+      // Refused before it began (a blocked scheme, a policy): a failed attempt like any other.
+      socket = { close() {} };
+      this.timers.setTimeout(() => socket === this.socket && this._closed(1006), 0);
+    }
     this.socket = socket;
+    this.socketTransport = this.transport;
     this.lastHeard = this.now();
     this.timers.clearTimeout(this.connectTimer);
     this.connectTimer = this.timers.setTimeout(() => {
@@ -148,6 +177,10 @@ export class Connection {
     this.closeCode = code;
     this._stopHeartbeat();
     const fatal = FATAL_CLOSE_CODES.has(code);
+    // 4000 is our own reconnectNow(), not the network's doing.
+    if (!fatal && code !== 4000 && !this.stopped && this.socketTransport === "websocket") {
+      this._countFailure(wasOpen);
+    }
     if (!this.stopped && !fatal) {
       // Flooding means waiting longer; otherwise the usual backoff.
       const attempt = code === 4429 ? Math.max(this.attempt, 4) : this.attempt;
@@ -157,6 +190,86 @@ export class Connection {
       this.retryTimer = this.timers.setTimeout(() => this._connect(), delay);
     }
     this.onClose({ code, wasOpen, fatal, willRetry: !this.stopped && !fatal });
+  }
+
+  /** Called after a WebSocket closed on its own; switches to the fallback when it is time. */
+  _countFailure(wasOpen) {
+    if (!this.fallback || !this.fallbackUrl) return;
+    const now = this.now();
+    if (wasOpen) {
+      this.failures = 0;
+      this.drops = this.drops.filter((at) => now - at < this.dropWindow);
+      this.drops.push(now);
+    } else {
+      this.failures += 1;
+    }
+    if (this.failures >= this.failuresBeforeFallback || this.drops.length >= this.dropsBeforeFallback) {
+      this._switch("http");
+      this.attempt = 0; // the fallback is a fresh start, not one more failed attempt
+      this._startProbing();
+    }
+  }
+
+  _switch(transport) {
+    if (this.transport === transport) return;
+    this.transport = transport;
+    this.failures = 0;
+    this.drops = [];
+    this.onTransport(transport);
+  }
+
+  /** On the fallback: try a WebSocket now and then, and go back to it when one opens. */
+  _startProbing() {
+    this._stopProbing();
+    this.probeTimer = this.timers.setInterval(() => this._probeOnce(), this.probeEvery);
+  }
+
+  _stopProbing() {
+    if (this.probeTimer !== null) this.timers.clearInterval(this.probeTimer);
+    this.probeTimer = null;
+    if (this.probe) {
+      try {
+        this.probe.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.probe = null;
+  }
+
+  _probeOnce() {
+    if (this.stopped || this.transport !== "http" || this.probe) return;
+    let probe;
+    try {
+      probe = new this.WebSocketImpl(this.url);
+    } catch {
+      return;
+    }
+    this.probe = probe;
+    const giveUp = this.timers.setTimeout(() => this._endProbe(probe), this.connectTimeout);
+    probe.onopen = () => {
+      this.timers.clearTimeout(giveUp);
+      this._endProbe(probe);
+      if (this.stopped || this.transport !== "http") return;
+      this._stopProbing();
+      this._switch("websocket");
+      this.reconnectNow();
+    };
+    probe.onclose = () => {
+      this.timers.clearTimeout(giveUp);
+      this._endProbe(probe);
+    };
+    probe.onerror = () => {};
+  }
+
+  _endProbe(probe) {
+    if (this.probe !== probe) return;
+    this.probe = null;
+    try {
+      probe.close();
+    } catch {
+      // already closed
+    }
   }
 
   _startHeartbeat() {

@@ -7,6 +7,7 @@
 import QuillCursors from "quill-cursors";
 
 import { Connection } from "./connection.js";
+import { EventChannel } from "./event-channel.js";
 import { Presence } from "./presence.js";
 import { describeStatus, STATUS_KINDS } from "./status.js";
 import { SyncClient } from "./sync.js";
@@ -71,6 +72,9 @@ function start() {
 
   const connection = new Connection({
     url: socketUrl(container.dataset.wsPath),
+    fallbackUrl: container.dataset.livePath,
+    fallback: (url) => new EventChannel(url, { csrfToken: container.dataset.csrfToken }),
+    onTransport: () => renderStatus(),
     onOpen: () => connection.send(client.hello()),
     onMessage: receive,
     onClose: (info) => {
@@ -192,10 +196,12 @@ function start() {
       readonly: readonly(),
       pending: client.pendingCount(),
       closeCode: view.closeCode,
+      transport: connection.transport,
     });
     if (statusEl.textContent !== text) statusEl.textContent = text;
     for (const name of STATUS_KINDS) statusEl.classList.toggle(name, name === kind);
     statusEl.dataset.pending = String(client.pendingCount());
+    statusEl.dataset.transport = connection.transport;
   }
 
   // Our cursor, throttled, on the committed version it refers to.

@@ -3,7 +3,14 @@
  * (the classes match static/css/app.css: saved, saving, offline, reconnecting, readonly).
  */
 
-export function describeStatus({ joined, everJoined, readonly, pending, closeCode = null }) {
+export function describeStatus(facts) {
+  const status = describeState(facts);
+  // Say so when edits travel over the HTTP fallback: slower, and worth knowing about.
+  if (facts.transport === "http" && facts.joined) status.text += " · over HTTP";
+  return status;
+}
+
+function describeState({ joined, everJoined, readonly, pending, closeCode = null }) {
   if (closeCode === 4401) return { text: "Signed out — log in again", kind: "offline" };
   if (closeCode === 4404) return { text: "No access to this document", kind: "offline" };
   if (!joined) {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { backoffDelay, Connection } from "../../static/js/connection.js";
+import { EventChannel } from "../../static/js/event-channel.js";
 
 class FakeClock {
   constructor() {
@@ -47,7 +48,7 @@ class FakeClock {
   }
 }
 
-function setup() {
+function setup(options = {}) {
   const clock = new FakeClock();
   const sockets = [];
   class FakeSocket {
@@ -83,8 +84,9 @@ function setup() {
     onOpen: () => events.push("open"),
     onMessage: (message) => events.push(message.type),
     onClose: (info) => events.push(`close ${info.code} retry=${info.willRetry}`),
+    ...options,
   });
-  return { clock, sockets, events, connection };
+  return { clock, sockets, events, connection, FakeSocket };
 }
 
 test("backoff: the first retry is quick, then doubles with jitter up to about 10 s", () => {
@@ -159,4 +161,206 @@ test("late events of an abandoned socket are ignored", () => {
   connection.reconnectNow();
   sockets[0].serverSend({ type: "ops" });
   assert.ok(!events.includes("ops"));
+});
+
+// -- the HTTP fallback -----------------------------------------------------------------
+
+/** A connection whose WebSockets all fail unless `wsWorks()`, with a fake HTTP channel. */
+function setupFallback() {
+  const channels = [];
+  const transports = [];
+  class FakeChannel {
+    constructor(url) {
+      this.url = url;
+      this.sent = [];
+      this.closed = false;
+      channels.push(this);
+    }
+    send(text) {
+      this.sent.push(JSON.parse(text));
+    }
+    close() {
+      this.closed = true;
+    }
+  }
+  const parts = setup({
+    fallbackUrl: "/documents/1/live/",
+    fallback: (url) => new FakeChannel(url),
+    onTransport: (name) => transports.push(name),
+    deadAfter: 1e9, // these tests are about transports, not heartbeats
+  });
+  return { ...parts, channels, transports };
+}
+
+test("two WebSockets that never open: switch to the HTTP fallback at once", () => {
+  const { clock, sockets, channels, transports, connection, events } = setupFallback();
+  connection.start();
+  sockets[0].serverClose(1006);
+  clock.advance(300);
+  sockets[1].serverClose(1006);
+  assert.deepEqual(transports, ["http"]);
+  assert.equal(connection.transport, "http");
+  clock.advance(300);
+  assert.equal(channels.length, 1, "the fallback is tried without the long backoff");
+  assert.equal(channels[0].url, "/documents/1/live/");
+  channels[0].onopen();
+  assert.equal(connection.send({ type: "hello" }), true);
+  assert.deepEqual(channels[0].sent, [{ type: "hello" }]);
+  channels[0].onmessage({ data: JSON.stringify({ type: "joined" }) });
+  assert.deepEqual(events.slice(-2), ["open", "joined"]);
+  assert.equal(sockets.length, 2, "no WebSocket while on the fallback");
+});
+
+test("a WebSocket that keeps dropping after it opened: fall back on the third drop", () => {
+  const { clock, sockets, transports, connection } = setupFallback();
+  connection.start();
+  for (let i = 0; i < 3; i += 1) {
+    sockets[i].serverOpen();
+    sockets[i].serverSend({ type: "joined" });
+    clock.advance(5000);
+    sockets[i].serverClose(1006);
+    clock.advance(300);
+  }
+  assert.deepEqual(transports, ["http"]);
+  assert.equal(sockets.length, 3);
+});
+
+test("drops far apart do not count as repeated; no fallback configured, none used", () => {
+  const { clock, sockets, transports, connection } = setupFallback();
+  connection.start();
+  for (let i = 0; i < 4; i += 1) {
+    sockets[i].serverOpen();
+    sockets[i].serverSend({ type: "joined" });
+    clock.advance(70000);
+    sockets[i].serverClose(1006);
+    clock.advance(1000);
+  }
+  assert.deepEqual(transports, []);
+  const plain = setup();
+  plain.connection.start();
+  for (let i = 0; i < 5; i += 1) {
+    plain.sockets[i].serverClose(1006);
+    plain.clock.advance(20000);
+  }
+  assert.equal(plain.connection.transport, "websocket");
+  assert.ok(plain.sockets.length >= 6, "kept retrying WebSockets");
+});
+
+test("on the fallback: probe for a WebSocket every minute and return when one opens", () => {
+  const { clock, sockets, channels, transports, connection } = setupFallback();
+  connection.start();
+  sockets[0].serverClose(1006);
+  clock.advance(300);
+  sockets[1].serverClose(1006);
+  clock.advance(300);
+  channels[0].onopen();
+  clock.advance(59000);
+  assert.equal(sockets.length, 2);
+  clock.advance(1000);
+  assert.equal(sockets.length, 3, "a probe after a minute");
+  sockets[2].serverClose(1006); // the probe failed: stay
+  assert.equal(connection.transport, "http");
+  assert.equal(channels[0].closed, false);
+  clock.advance(60000);
+  assert.equal(sockets.length, 4, "probe again");
+  sockets[3].serverOpen();
+  assert.ok(sockets[3].closed, "the probe itself is closed");
+  assert.deepEqual(transports, ["http", "websocket"]);
+  assert.ok(channels[0].closed, "the fallback channel is dropped");
+  clock.advance(250);
+  assert.equal(sockets.length, 5, "and a real WebSocket opened at once");
+  sockets[4].serverOpen();
+  assert.equal(connection.send({ type: "hello" }), true);
+  assert.deepEqual(sockets[4].sent, [{ type: "hello" }]);
+  clock.advance(120000);
+  assert.equal(sockets.length, 5, "no probes on a WebSocket");
+});
+
+// -- EventChannel ------------------------------------------------------------------
+
+function fakeHttp(responses = []) {
+  const sources = [];
+  const posts = [];
+  class FakeEventSource {
+    constructor(url) {
+      this.url = url;
+      this.closed = false;
+      sources.push(this);
+    }
+    close() {
+      this.closed = true;
+    }
+    emit(message) {
+      this.onmessage({ data: JSON.stringify(message) });
+    }
+  }
+  const fetchImpl = (url, init) =>
+    new Promise((resolve, reject) => {
+      posts.push({ url, init, resolve, reject });
+      const canned = responses.shift();
+      if (canned) resolve(canned);
+    });
+  return { sources, posts, FakeEventSource, fetchImpl };
+}
+
+function answer(status, body = null) {
+  return { ok: status < 300, status, json: async () => body };
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+test("event channel: opens on the token, delivers events, POSTs lines in order", async () => {
+  const { sources, posts, FakeEventSource, fetchImpl } = fakeHttp();
+  const channel = new EventChannel("/documents/1/live/", { csrfToken: "tok", EventSourceImpl: FakeEventSource, fetchImpl });
+  const got = [];
+  channel.onopen = () => got.push("open");
+  channel.onmessage = (event) => got.push(JSON.parse(event.data).type);
+  assert.equal(sources[0].url, "/documents/1/live/events/");
+  assert.throws(() => channel.send("{}"), /not open/);
+  sources[0].emit({ type: "transport", token: "abc" });
+  sources[0].emit({ type: "joined" });
+  assert.deepEqual(got, ["open", "joined"]);
+  channel.send('{"type":"hello"}');
+  channel.send('{"type":"submit"}');
+  channel.send('{"type":"ping"}');
+  assert.equal(posts.length, 1, "one POST at a time");
+  assert.equal(posts[0].url, "/documents/1/live/abc/");
+  assert.equal(posts[0].init.method, "POST");
+  assert.equal(posts[0].init.headers["X-CSRFToken"], "tok");
+  assert.equal(posts[0].init.body, '{"type":"hello"}');
+  posts[0].resolve(answer(204));
+  await settle();
+  assert.equal(posts.length, 2);
+  assert.equal(posts[1].init.body, '{"type":"submit"}\n{"type":"ping"}', "what queued goes together");
+});
+
+test("event channel: server close, lost session, network failure and our own close", async () => {
+  const closes = [];
+  const make = (responses) => {
+    const http = fakeHttp(responses);
+    const channel = new EventChannel("/d/", { EventSourceImpl: http.FakeEventSource, fetchImpl: http.fetchImpl });
+    channel.onclose = (event) => closes.push(event.code);
+    http.sources[0].emit({ type: "transport", token: "t" });
+    return { channel, ...http };
+  };
+  const a = make();
+  a.sources[0].emit({ type: "close", code: 4408 });
+  assert.ok(a.sources[0].closed);
+  const b = make([answer(410, { code: "no_session" })]);
+  b.channel.send("{}");
+  await settle();
+  const c = make([answer(403, { code: "not_authenticated" })]);
+  c.channel.send("{}");
+  await settle();
+  const d = make();
+  d.channel.send("{}");
+  d.posts[0].reject(new Error("offline"));
+  await settle();
+  const e = make();
+  e.sources[0].onerror();
+  const f = make();
+  f.channel.close();
+  f.sources[0].emit({ type: "joined" });
+  assert.deepEqual(closes, [4408, 4000, 4401, 1006, 1006]);
+  assert.ok(f.sources[0].closed);
 });

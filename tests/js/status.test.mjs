@@ -28,3 +28,10 @@ test("closes that end the session say why", () => {
   assert.match(describeStatus({ ...base, joined: false, closeCode: 4404 }).text, /No access/);
   assert.match(describeStatus({ ...base, joined: false, closeCode: 4401 }).text, /Signed out/);
 });
+
+test("the HTTP fallback is named while joined over it", () => {
+  assert.deepEqual(describeStatus({ ...base, transport: "http" }), { text: "Saved · over HTTP", kind: "saved" });
+  assert.equal(describeStatus({ ...base, transport: "http", pending: 2 }).text, "Saving… · over HTTP");
+  assert.equal(describeStatus({ ...base, transport: "websocket" }).text, "Saved");
+  assert.equal(describeStatus({ ...base, transport: "http", joined: false }).text, "Reconnecting…");
+});
