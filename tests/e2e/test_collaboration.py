@@ -1,97 +1,27 @@
 """Issue 5 acceptance: two people editing one document in real browsers on a real server."""
 
 import base64
-import json
 import re
 import time
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.pages import wait_joined_page
-from tests.live_server import run_python
+from tests.e2e.pages import (
+    caret_at_end,
+    contents,
+    interleave,
+    place_caret,
+    stored,
+    text,
+    wait_converged,
+    wait_joined_page,
+    wait_synced,
+)
 
 pytestmark = pytest.mark.e2e
 
 SOCKET = re.compile(r".*/ws/documents/\d+/$")
-SYNC_TIMEOUT = 20000
-
-
-def contents(page):
-    return page.evaluate("() => window.tandem.quill.getContents().ops")
-
-
-def text(page):
-    return page.evaluate("() => window.tandem.quill.getText()")
-
-
-def wait_synced(page, timeout=SYNC_TIMEOUT):
-    """Joined, nothing pending, and the editor shows exactly what the client believes."""
-    try:
-        page.wait_for_function(
-            """() => {
-                const t = window.tandem;
-                return t && t.client.joined && t.client.pendingCount() === 0
-                    && t.client.held.size === 0 && t.consistent();
-            }""",
-            timeout=timeout,
-        )
-    except Exception as error:
-        raise AssertionError(f"page never synced: {describe(page)}") from error
-
-
-def describe(page):
-    """The client's state, for failure messages."""
-    return page.evaluate(
-        """() => {
-            const t = window.tandem;
-            if (!t) return "no editor";
-            const c = t.client;
-            return JSON.stringify({
-                status: document.getElementById("status").textContent,
-                joined: c.joined, version: c.version, state: c.state,
-                pending: c.pendingCount(), held: [...c.held.keys()], earlyAck: c.earlyAck,
-                consistent: t.consistent(), stats: c.stats, log: t.log || [],
-                editor: t.quill.getContents().ops, model: c.localDocument().ops,
-            });
-        }"""
-    )
-
-
-def wait_converged(*pages, timeout=SYNC_TIMEOUT):
-    """Every page synced, on the same version, with identical contents."""
-    deadline = time.monotonic() + timeout / 1000
-    while True:
-        for page in pages:
-            wait_synced(page, timeout=timeout)
-        versions = {page.evaluate("() => window.tandem.client.version") for page in pages}
-        docs = {json.dumps(contents(page), sort_keys=True) for page in pages}
-        if len(versions) == 1 and len(docs) == 1:
-            return json.loads(docs.pop())
-        if time.monotonic() > deadline:
-            raise AssertionError(f"pages did not converge: versions {versions}\n{docs}")
-        time.sleep(0.1)
-
-
-def stored(document_id, env):
-    """The document as the server's database has it (latest snapshot + ops after it)."""
-    code = f"""
-import json
-from collab.store import load
-loaded = load({document_id})
-print(json.dumps({{"version": loaded.version, "ops": loaded.content.ops}}))
-"""
-    return run_python(code, env=env)
-
-
-def place_caret(page, index):
-    page.evaluate("(i) => window.tandem.quill.setSelection(i, 0, 'user')", index)
-
-
-def caret_at_end(page):
-    page.evaluate(
-        "() => { const q = window.tandem.quill; q.setSelection(q.getLength() - 1, 0, 'user'); }"
-    )
 
 
 def leaving_warns(page):
@@ -103,19 +33,6 @@ def leaving_warns(page):
             return event.defaultPrevented;
         }"""
     )
-
-
-def interleave(typing, rounds=None):
-    """Type in several pages at the same time: one chunk per page per round.
-
-    typing: [(page, [chunk, ...]), ...]. Keystrokes do not wait for the server, so every
-    page has edits in flight while the others' arrive.
-    """
-    rounds = rounds or max(len(chunks) for _, chunks in typing)
-    for i in range(rounds):
-        for page, chunks in typing:
-            if i < len(chunks):
-                page.keyboard.type(chunks[i])
 
 
 def test_two_users_typing_at_once_converge_in_pages_and_database(
