@@ -45,10 +45,10 @@ class Client:
         return json.loads(await self.ws.receive_from(timeout=timeout))
 
     async def receive_type(self, kind, timeout=2):
-        """The next message of `kind`, skipping presence chatter."""
+        """The next message of `kind` (or of any of a tuple of kinds), skipping presence."""
         while True:
             message = await self.receive(timeout)
-            if message["type"] == kind:
+            if message["type"] in (kind if isinstance(kind, tuple) else (kind,)):
                 return message
             if message["type"] not in {"presence", "leave"}:
                 raise AssertionError(f"expected {kind}, got {message}")
