@@ -6,9 +6,10 @@ event names a token, and the client POSTs its messages, one JSON text per line, 
 `collab.views.post_messages` with that token. Frames, acks, errors and close codes are the
 same as on a WebSocket; only the framing differs (docs/protocol.md, "HTTP fallback").
 
-Sessions live in the process that holds the stream. A POST that reaches another process
-(a load balancer without stickiness) is forwarded to the document's group on the channel
-layer, where the owning process picks it up (`deliver`).
+Sessions live in the process that holds the stream. With several processes the token
+names that process's channel, so a POST that reaches another process (a load balancer
+without stickiness) is forwarded there over the channel layer. POSTs are numbered by the
+client, so a forwarded one cannot be overtaken by the next one sent straight to the stream.
 """
 
 import asyncio
@@ -16,11 +17,10 @@ import logging
 import secrets
 from urllib.parse import urlsplit
 
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 
-from editor.notify import document_group
-
-from . import metrics, session  # a module import: session -> hubs -> eventstream is a cycle
+# Module imports: session -> hubs -> eventstream -> session/hubs is a cycle.
+from . import hubs, metrics, session
 from .protocol import encode
 
 log = logging.getLogger("tandem.eventstream")
@@ -29,6 +29,8 @@ log = logging.getLogger("tandem.eventstream")
 KEEPALIVE_SECONDS = 15
 # Lines accepted in one POST; the client sends what queued while the last POST was out.
 MAX_LINES_PER_POST = 200
+# POSTs held while an earlier one (forwarded through another process) is still on its way.
+MAX_EARLY_POSTS = 50
 
 streams = {}  # token -> EventStream, for this process
 
@@ -36,10 +38,13 @@ streams = {}  # token -> EventStream, for this process
 class EventStream:
     """One open event stream and the protocol session it carries."""
 
-    def __init__(self, send):
+    def __init__(self, send, channel=None):
         self._asgi_send = send
-        self.token = secrets.token_urlsafe(24)
+        # token_urlsafe has no ".", so the process channel after the first one is unambiguous.
+        self.token = secrets.token_urlsafe(24) + (f".{channel}" if channel else "")
         self.edit = session.EditSession("http", self.send_frame, self.end)
+        self.next_post = 1
+        self.early = {}  # POST number -> lines that arrived before an earlier POST
         self.ended = asyncio.Event()
         # POSTed lines wait here and are handled by the stream's own task, in order: never in
         # the POST's request, whose context (and database thread) ends with it.
@@ -59,6 +64,18 @@ class EventStream:
 
     async def _body(self, data):
         await self._asgi_send({"type": "http.response.body", "body": data, "more_body": True})
+
+    def accept(self, number, lines):
+        """Queue a POST's lines in the client's order; False when too far ahead to hold."""
+        if number < self.next_post:
+            return True  # already had it
+        self.early[number] = lines
+        if len(self.early) > MAX_EARLY_POSTS:
+            return False
+        while self.next_post in self.early:
+            self.inbox.put_nowait(self.early.pop(self.next_post))
+            self.next_post += 1
+        return True
 
     async def pump(self):
         while True:
@@ -82,7 +99,6 @@ async def event_stream(scope, receive, send):
     if not _same_origin(scope):
         await _plain(send, 403, b"cross-origin event streams are refused")
         return
-    stream = EventStream(send)
     headers = [
         (b"content-type", b"text/event-stream; charset=utf-8"),
         (b"cache-control", b"no-cache, no-store"),
@@ -90,6 +106,9 @@ async def event_stream(scope, receive, send):
     ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     document_id = scope["url_route"]["kwargs"]["document_id"]
+    bridge = hubs.registry.bridge
+    await bridge.start()  # POSTs forwarded from other processes arrive on its channel
+    stream = EventStream(send, bridge.channel if bridge.shared else None)
     refused = await stream.edit.start(scope["user"], document_id)
     if refused is not None:
         await stream.end(refused)
@@ -114,27 +133,35 @@ async def event_stream(scope, receive, send):
             log.error("event stream failed", exc_info=pump.exception())
 
 
-def deliver(stream, user_id, lines):
-    """Queue POSTed lines for the session, in order; False if they are not this user's."""
+def deliver(stream, user_id, number, lines):
+    """Queue POSTed lines for the session; False if they are not this user's."""
     if stream.edit.user_id != user_id:
         return False
-    stream.inbox.put_nowait(lines)
+    if not stream.accept(number, lines):
+        log.warning("closing a stream whose POSTs never arrived in order", extra={
+            "event": "refused", "session": stream.edit.session})  # fmt: skip
+        asyncio.get_running_loop().create_task(stream.edit.close(session.CLOSE_PROTOCOL))
     return True
 
 
-async def forward(document_id, token, user_id, lines):
-    """Pass lines to the process holding the stream; False when no other process can."""
+async def forward(document_id, token, user_id, number, lines):
+    """Pass lines to the process holding the stream; False when the token names none."""
+    _, _, channel = token.partition(".")
     layer = get_channel_layer()
-    if layer is None or isinstance(layer, InMemoryChannelLayer):
+    if not channel or layer is None:
         return False
     message = {
         "type": "http.forward",
         "document": document_id,
         "token": token,
         "user": user_id,
+        "number": number,
         "lines": lines,
     }
-    await layer.group_send(document_group(document_id), message)
+    try:
+        await layer.send(channel, message)
+    except (TypeError, ValueError):
+        return False  # not a channel name: a made-up token
     return True
 
 
@@ -142,7 +169,7 @@ def receive_forwarded(message):
     """Another process got a POST for one of our streams (see `forward`)."""
     stream = streams.get(message["token"])
     if stream is not None and stream.edit.document_id == message["document"]:
-        deliver(stream, message["user"], message["lines"])
+        deliver(stream, message["user"], message["number"], message["lines"])
 
 
 def _same_origin(scope):

@@ -6,6 +6,7 @@ may do, rate limits, and the calls into the document's hub. Hubs see sessions on
 transports share one hub and one commit path.
 """
 
+import asyncio
 import logging
 import time
 import uuid
@@ -38,6 +39,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NO_ACCESS = 4404
 CLOSE_PROTOCOL = 4400
 CLOSE_FLOOD = 4429
+CLOSE_SILENT = 4408
 
 # Protocol errors tolerated in one session before it is closed.
 MAX_ERRORS = 20
@@ -61,6 +63,7 @@ class EditSession:
         self.session = uuid.uuid4().hex[:12]
         self.document_id = None
         self.user_id = None
+        self._hello_timer = None
 
     async def start(self, user, document_id):
         """Check who may join; returns None when the session is open, else a close code."""
@@ -81,6 +84,10 @@ class EditSession:
         self.allowance = float(settings.TANDEM_RATE_LIMIT_PER_SECOND)
         self.last_heard = self.last_refill = time.monotonic()
         self.open = True
+        # The hub's heartbeat watches joined sessions; this one watches the wait for hello.
+        self._hello_timer = asyncio.get_running_loop().call_later(
+            settings.TANDEM_HEARTBEAT_TIMEOUT, self._no_hello
+        )
         log.info(
             "connect doc=%s user=%s session=%s transport=%s",
             document.pk,
@@ -139,6 +146,10 @@ class EditSession:
         version = self.hub.version if self.hub is not None else None
         await self.send_frame(encode({"type": "pong", "id": ping.id, "version": version}))
 
+    def _no_hello(self):
+        if self.open and self.hub is None:
+            self._closing = asyncio.get_running_loop().create_task(self.close(CLOSE_SILENT))
+
     async def send_frame(self, text):
         await self._send(text)
 
@@ -150,6 +161,8 @@ class EditSession:
     async def leave(self, code=None):
         """The connection is gone (or going): others see the user leave without waiting."""
         was_open, self.open = self.open, False
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
         hub, self.hub = self.hub, None
         if hub is not None:
             await hub.leave(self)

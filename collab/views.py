@@ -23,14 +23,20 @@ async def post_messages(request, document_id, token):
         return _error(400, "bad_json", "the body must be UTF-8 text")
     if len(lines) > eventstream.MAX_LINES_PER_POST:
         return _error(413, "too_large", f"at most {eventstream.MAX_LINES_PER_POST} per POST")
+    try:
+        number = int(request.headers.get("X-Tandem-Post", ""))
+    except ValueError:
+        number = 0
+    if number < 1:
+        return _error(400, "bad_message", "number each POST in X-Tandem-Post, from 1")
     stream = eventstream.streams.get(token)
     if stream is not None:
         if stream.edit.document_id != document_id:
             return _error(410, "no_session", "no such event stream")
-        if not eventstream.deliver(stream, user.pk, lines):
+        if not eventstream.deliver(stream, user.pk, number, lines):
             return _error(403, "not_yours", "this event stream belongs to someone else")
         return HttpResponse(status=204)
-    if await eventstream.forward(document_id, token, user.pk, lines):
+    if await eventstream.forward(document_id, token, user.pk, number, lines):
         return HttpResponse(status=202)
     return _error(410, "no_session", "no such event stream; open a new one")
 

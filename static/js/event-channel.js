@@ -19,6 +19,7 @@ export class EventChannel {
     this.token = null;
     this.queue = [];
     this.posting = false;
+    this.posts = 0; // numbered, so the server keeps their order even across processes
     this.closed = false;
     this.onopen = null;
     this.onmessage = null;
@@ -67,12 +68,17 @@ export class EventChannel {
     if (this.posting || this.closed || this.queue.length === 0) return;
     this.posting = true;
     const lines = this.queue.splice(0, MAX_LINES_PER_POST);
+    this.posts += 1;
     let code = null;
     try {
       const response = await this.fetch(`${this.base}${this.token}/`, {
         method: "POST",
         credentials: "same-origin",
-        headers: { "Content-Type": "text/plain;charset=UTF-8", "X-CSRFToken": this.csrfToken },
+        headers: {
+          "Content-Type": "text/plain;charset=UTF-8",
+          "X-CSRFToken": this.csrfToken,
+          "X-Tandem-Post": String(this.posts),
+        },
         body: lines.join("\n"),
       });
       if (!response.ok) code = await closeCodeFor(response);

@@ -40,6 +40,7 @@ class HttpClient:
         self.buffer = b""
         self.ended = False
         self.token = None
+        self.posts = 0
 
     async def open(self):
         """Start the stream; returns the response status."""
@@ -90,9 +91,14 @@ class HttpClient:
             self.ended = not output.get("more_body")
         return self.buffer == b""
 
-    async def post(self, *messages, token=None, csrf=True):
+    async def post(self, *messages, token=None, csrf=True, number=None):
         body = "\n".join(json.dumps(m) for m in messages)
+        if number is None:
+            self.posts += 1
+            number = self.posts
         headers = {"X-CSRFToken": self.csrf} if csrf else {}
+        if number:
+            headers["X-Tandem-Post"] = str(number)
         return await self.http.post(
             f"/documents/{self.document_id}/live/{token or self.token}/",
             data=body,
@@ -242,9 +248,35 @@ async def test_forwarded_lines_reach_the_stream(engine, document, owner, editor_
     web = HttpClient(owner, document.pk)
     await web.join()
     message = {"type": "http.forward", "document": document.pk, "token": web.token,
-               "user": owner.pk, "lines": ['{"type": "ping", "id": 3}']}  # fmt: skip
+               "user": owner.pk, "number": 2, "lines": ['{"type": "ping", "id": 3}']}  # fmt: skip
     await engine.registry.dispatch(message)
     assert await web.event() == {"type": "pong", "id": 3, "version": 0}
-    await engine.registry.dispatch({**message, "user": editor_user.pk})
+    await engine.registry.dispatch({**message, "user": editor_user.pk, "number": 3})
     with pytest.raises(asyncio.TimeoutError):
         await web.event(timeout=0.3)
+
+
+async def test_posts_are_handled_in_the_clients_order(engine, document, owner):
+    """A POST forwarded through another process may arrive after the next one."""
+    web = HttpClient(owner, document.pk)
+    await web.join()  # POST 1
+    assert (await web.post({"type": "ping", "id": 3}, number=3)).status_code == 204
+    assert (await web.post({"type": "ping", "id": 2}, number=2)).status_code == 204
+    assert (await web.event())["id"] == 2
+    assert (await web.event())["id"] == 3
+    await web.post({"type": "ping", "id": 99}, number=2)  # a repeat is dropped
+    await web.post({"type": "ping", "id": 4}, number=4)
+    assert (await web.event())["id"] == 4
+    response = await web.post({"type": "ping", "id": 5}, number=0)
+    assert response.status_code == 400 and response.json()["code"] == "bad_message"
+
+
+async def test_a_session_that_never_says_hello_is_closed(engine, document, owner, settings,
+                                                         open_socket):  # fmt: skip
+    settings.TANDEM_HEARTBEAT_TIMEOUT = 0.3
+    web = HttpClient(owner, document.pk)
+    assert await web.open() == 200
+    assert (await web.event())["type"] == "transport"
+    assert await web.event() == {"type": "close", "code": 4408}
+    sock = await open_socket(owner, document.pk)
+    assert await sock.closed_with() == 4408

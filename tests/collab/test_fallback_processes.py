@@ -163,6 +163,7 @@ class Poster:
     def __init__(self, sessionid):
         self.sessionid = sessionid
         self.csrf = {}  # server port -> csrftoken cookie it set
+        self.numbers = {}  # token -> POSTs sent with it, as the browser numbers them
 
     def _request(self, server, method, path, body=None, headers=None):
         connection = http.client.HTTPConnection(HOST, server.port, timeout=PATIENCE)
@@ -184,7 +185,9 @@ class Poster:
     def post(self, server, document, token, *messages):
         """POST one JSON message per line; returns (status, decoded JSON body or None)."""
         csrf = self.csrf_token(server)
+        self.numbers[token] = self.numbers.get(token, 0) + 1
         headers = {
+            "X-Tandem-Post": str(self.numbers[token]),
             "Content-Type": "text/plain;charset=UTF-8",
             "Cookie": f"sessionid={self.sessionid}; csrftoken={csrf}",
             "X-CSRFToken": csrf,
@@ -206,17 +209,7 @@ async def wait_for(predicate, timeout=PATIENCE):
             await asyncio.sleep(0.02)
 
 
-# A forwarded POST reaches the process holding the stream only through the document's group,
-# which that process joins when it opens the document's hub, on the session's `hello`: so a
-# `hello` POSTed to another process is dropped and the stream waits for `joined` forever.
-HELLO_NOT_FORWARDED = pytest.mark.xfail(
-    raises=TimeoutError,
-    strict=True,
-    reason="a hello forwarded before the stream's process has the document open is lost",
-)
-
-
-@pytest.mark.parametrize("hello_to", ["stream", pytest.param("other", marks=HELLO_NOT_FORWARDED)])
+@pytest.mark.parametrize("hello_to", ["stream", "other"])
 def test_stream_on_one_process_posts_to_the_other(two_servers, hello_to):
     """The client's first POST (hello and an edit) goes to the stream's process or the other;
     every later POST goes to the other process."""
@@ -263,12 +256,12 @@ def test_stream_on_one_process_posts_to_the_other(two_servers, hello_to):
             doc = Delta(ops[0]["delta"]).apply_to(doc)
             await wait_for(lambda: peer.sim.settled)
 
-            # Unknown tokens are forwarded (Redis is shared) and change nothing.
+            # A token that names no process is gone, on either process.
             for server in (a, b):
-                status, _ = await poster.apost(
+                status, reply = await poster.apost(
                     server, document, "no-such-token", {"type": "ping", "id": "lost"}
                 )
-                assert status == 202
+                assert (status, reply["code"]) == (410, "no_session")
 
             # The session carries on: a ping and one more edit through B, answered on A.
             status, _ = await poster.apost(

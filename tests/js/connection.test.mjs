@@ -327,11 +327,13 @@ test("event channel: opens on the token, delivers events, POSTs lines in order",
   assert.equal(posts[0].url, "/documents/1/live/abc/");
   assert.equal(posts[0].init.method, "POST");
   assert.equal(posts[0].init.headers["X-CSRFToken"], "tok");
+  assert.equal(posts[0].init.headers["X-Tandem-Post"], "1");
   assert.equal(posts[0].init.body, '{"type":"hello"}');
   posts[0].resolve(answer(204));
   await settle();
   assert.equal(posts.length, 2);
   assert.equal(posts[1].init.body, '{"type":"submit"}\n{"type":"ping"}', "what queued goes together");
+  assert.equal(posts[1].init.headers["X-Tandem-Post"], "2");
 });
 
 test("event channel: server close, lost session, network failure and our own close", async () => {
