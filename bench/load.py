@@ -626,6 +626,8 @@ def main():
     parser.add_argument("--profile", metavar="DIR", help="py-spy each typing step into DIR")
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
+    if args.profile and not (Path(sys.executable).parent / "py-spy").exists():
+        parser.error("--profile needs py-spy in this venv: .venv/bin/pip install py-spy")
     if args.profile:
         global PROFILE_DIR
         PROFILE_DIR = args.profile
