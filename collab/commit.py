@@ -10,19 +10,17 @@ import logging
 import time
 from dataclasses import dataclass
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from collab.ot import Delta, DeltaError
 
 from . import metrics, store
+from .dbthread import db
 from .protocol import ProtocolError, encode
 
 log = logging.getLogger("tandem.commit")
 
 MAX_BATCH = 500
-
-db = database_sync_to_async
 
 
 async def run(hub):

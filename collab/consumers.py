@@ -3,6 +3,7 @@
 The hub (not each socket) talks to the channel layer, so consumers have no layer channel.
 """
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from .session import EditSession
@@ -11,6 +12,15 @@ from .session import EditSession
 class DocumentConsumer(AsyncWebsocketConsumer):
     # An alias with no layer: each socket gets no layer channel of its own (see module doc).
     channel_layer_alias = "tandem-sockets-use-the-hub"
+
+    async def dispatch(self, message):
+        # Channels closes old database connections before every handler, a trip to the
+        # database thread per frame that queues behind the commits. The session reaches the
+        # database only through collab.dbthread, which looks after its connection itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         self.edit = EditSession("websocket", self.send_frame, self._close_socket)

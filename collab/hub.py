@@ -12,10 +12,10 @@ import logging
 import time
 import uuid
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from . import metrics, presence, store
+from .dbthread import db
 from .protocol import ProtocolError, encode
 
 log = logging.getLogger("tandem.hub")
@@ -25,8 +25,6 @@ log = logging.getLogger("tandem.hub")
 RECENT_OPS = 2000
 # A client further behind than this on reconnect gets the whole document instead of the ops.
 CATCH_UP_MAX_OPS = 1000
-
-db = database_sync_to_async
 
 
 class HubClosed(Exception):

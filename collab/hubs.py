@@ -3,10 +3,9 @@
 import asyncio
 import logging
 
-from channels.db import database_sync_to_async
-
 from . import commit, eventstream, store
 from .bridge import Bridge
+from .dbthread import db
 from .hub import DocumentHub
 
 log = logging.getLogger("tandem.hubs")
@@ -34,7 +33,7 @@ class Registry:
 
     async def _start(self, hub):
         try:
-            loaded = await database_sync_to_async(store.load)(hub.document_id)
+            loaded = await db(store.load)(hub.document_id)
             hub.load(loaded)
             await self.bridge.subscribe(hub.document_id)
         except Exception as error:

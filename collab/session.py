@@ -11,7 +11,6 @@ import logging
 import time
 import uuid
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -19,6 +18,7 @@ from django.http import Http404
 from editor.access import access_document, can_edit
 
 from . import hubs, metrics, presence
+from .dbthread import db
 from .hub import HubClosed
 from .protocol import (
     Fetch,
@@ -70,7 +70,7 @@ class EditSession:
         if not user.is_authenticated:
             return CLOSE_UNAUTHENTICATED
         try:
-            document, role = await database_sync_to_async(access_document)(user, document_id)
+            document, role = await db(access_document)(user, document_id)
         except (Http404, PermissionDenied):
             return CLOSE_NO_ACCESS
         self.document_id = document.pk

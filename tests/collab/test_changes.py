@@ -107,9 +107,9 @@ async def test_far_behind_reconnect_gets_the_whole_document(connect, document, o
 
 async def test_silent_socket_is_closed_and_leaves_presence(connect, document, owner,
                                                            editor_user, settings):  # fmt: skip
-    settings.TANDEM_HEARTBEAT_TIMEOUT = 0
     alice = await connect(owner, document)
     bob = await connect(editor_user, document)
+    settings.TANDEM_HEARTBEAT_TIMEOUT = 0
     await hubs.registry.hubs[document.pk].tick()  # what the ticker runs every few seconds
     assert await alice.closed_with() == 4408
     assert await bob.closed_with() == 4408

@@ -1,0 +1,26 @@
+"""How the engine reaches the ORM: in the one database thread, keeping its connection open.
+
+Channels' `database_sync_to_async` closes obsolete connections before and after every call.
+With `CONN_MAX_AGE = 0` (right for request threads, which come and go) that means a new
+connection for every commit. The engine's calls all run in asgiref's single thread-sensitive
+thread, so its connection is kept open instead, and closed only after a database error left
+it unusable (a restarted server, say), to be opened afresh by the next call.
+"""
+
+from asgiref.sync import SyncToAsync
+from django.db import connections
+
+
+class _InEngineThread(SyncToAsync):
+    def thread_handler(self, loop, *args, **kwargs):
+        try:
+            return super().thread_handler(loop, *args, **kwargs)
+        finally:
+            for connection in connections.all(initialized_only=True):
+                if connection.errors_occurred:
+                    connection.close_if_unusable_or_obsolete()
+
+
+def db(func):
+    """`func` as a coroutine function run in the engine's database thread."""
+    return _InEngineThread(func, thread_sensitive=True)
