@@ -4,6 +4,12 @@ Each process has one channel; a hub adds it to its document's group. Messages be
 processes are one per event (not one per socket), sent in order by a single sender task.
 With the in-memory layer there is only one process, so nothing is published, but messages
 from views (renames, locks, access changes) still arrive through it.
+
+A hub publishes only while another process holds its document too (`DocumentHub.has_peers`):
+a document open in one process costs no Redis traffic. A hub announces itself when it opens
+(`doc.here`), and the others answer with their version and who is connected there, so a
+newcomer learns of edits it might have missed and of everyone present. Liveness (`alive`)
+goes once per tick per process for all its shared documents, not once per document.
 """
 
 import asyncio
@@ -50,12 +56,18 @@ class Bridge:
     async def unsubscribe(self, document_id):
         await self.layer.group_discard(document_group(document_id), self.channel)
 
-    def publish(self, hub, message):
+    def publish(self, hub, message, always=False):
         """Queue an event for the other processes that hold the document open."""
-        if self.shared:
+        if self.shared and (always or hub.has_peers()):
             message["origin"] = self.origin
             message["document"] = hub.document_id
             self.outbox.put_nowait((document_group(hub.document_id), message))
+
+    def publish_alive(self, documents):
+        """Tell every process which of our sessions are alive: [(document, [session])]."""
+        if self.shared and documents:
+            message = {"type": "alive", "origin": self.origin, "documents": documents}
+            self.outbox.put_nowait((USERS_GROUP, message))
 
     async def _send(self):
         while True:

@@ -39,6 +39,8 @@ async def run(hub):
             for item in items:
                 if item[0] == "remote":
                     await apply_remote(hub, item[1])
+                elif item[0] == "behind" and item[1] > hub.version:
+                    await catch_up(hub)
             if submissions:
                 await commit_batch(hub, submissions, arrived)
             if any(item[0] == "idle" for item in items) and not hub.connections:

@@ -50,6 +50,7 @@ class DocumentHub:
         self.snapshot_version = 0
         self.snapshot_time = time.monotonic()
         self.snapshot_task = None
+        self.peer_heard = None  # when another process last spoke about this document
 
     # -- state -------------------------------------------------------------------------
 
@@ -178,14 +179,41 @@ class DocumentHub:
         for session in self.remote.expired():
             frame = encode({"type": "leave", "session": session})
             await self.fan_out(frame, list(self.connections.values()))
-        sessions = list(self.connections)
-        if sessions:
-            self.registry.bridge.publish(self, {"type": "doc.alive", "sessions": sessions})
         if self.version > self.snapshot_version and (
             now - self.snapshot_time > settings.TANDEM_SNAPSHOT_EVERY_SECONDS
         ):
             self.snapshot_soon("auto")
         metrics.sampler.sample_if_due()  # One sample per interval, however many hubs tick.
+
+    def has_peers(self):
+        """Whether another process has spoken about this document lately (collab.bridge)."""
+        heard = self.peer_heard
+        return heard is not None and time.monotonic() - heard < presence.REMOTE_TTL_SECONDS
+
+    async def peer_arrived(self, version):
+        """Another process opened the document: tell it our version and who is here."""
+        self.send_roster(answer=True)
+        self.behind(version)
+
+    def send_roster(self, answer):
+        entries = [consumer.presence for consumer in self.connections.values()]
+        message = {"type": "doc.roster", "version": self.version, "entries": entries}
+        self.registry.bridge.publish(self, {**message, "answer": answer})
+
+    async def roster(self, version, entries, answer):
+        """Another process's version and sessions; answer with ours when it asks us."""
+        for entry in entries:
+            await self.remote_presence(entry)
+        self.behind(version)
+        if answer:
+            # We opened the document before we knew of the other process, so it has not
+            # heard of the sessions that joined here meanwhile.
+            self.send_roster(answer=False)
+
+    def behind(self, version):
+        """Another process has the document at `version`: catch up if that is ahead of us."""
+        if version > self.version:
+            self.queue.put_nowait(("behind", version))
 
     def snapshot_soon(self, reason):
         """Save the current content in the background; acks never wait for it."""

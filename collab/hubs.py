@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 
 from . import commit, eventstream, store
 from .bridge import Bridge
@@ -36,6 +37,7 @@ class Registry:
             loaded = await db(store.load)(hub.document_id)
             hub.load(loaded)
             await self.bridge.subscribe(hub.document_id)
+            self.bridge.publish(hub, {"type": "doc.here", "version": hub.version}, always=True)
         except Exception as error:
             hub.closed = True
             self.hubs.pop(hub.document_id, None)
@@ -60,11 +62,15 @@ class Registry:
     async def _tick(self):
         while True:
             await asyncio.sleep(TICK_SECONDS)
+            alive = []
             for hub in list(self.hubs.values()):
                 try:
                     await hub.tick()
                 except Exception:
                     log.exception("tick failed doc=%s", hub.document_id)
+                if hub.connections and hub.has_peers():
+                    alive.append([hub.document_id, list(hub.connections)])
+            self.bridge.publish_alive(alive)
 
     async def dispatch(self, message):
         """Route a channel-layer message from another process or from a view."""
@@ -75,19 +81,34 @@ class Registry:
         if kind == "http.forward":
             eventstream.receive_forwarded(message)
             return
+        if kind == "alive":
+            self._alive(message["documents"])
+            return
         hub = self.hubs.get(message.get("document"))
         if hub is None or hub.closed:
             return
-        if kind == "doc.ops":
+        if "origin" in message:  # from another process, not from a view
+            hub.peer_heard = time.monotonic()
+        if kind == "doc.here":
+            await hub.peer_arrived(message["version"])
+        elif kind == "doc.roster":
+            await hub.roster(message["version"], message["entries"], message["answer"])
+        elif kind == "doc.ops":
             hub.queue.put_nowait(("remote", message["ops"]))
         elif kind == "doc.presence":
             await hub.remote_presence(message["entry"])
         elif kind == "doc.leave":
             await hub.remote_leave(message["session"])
-        elif kind == "doc.alive":
-            hub.remote.confirm(message["sessions"])
         elif kind == "doc.changed":
             await hub.changed(message["change"])
+
+    def _alive(self, documents):
+        now = time.monotonic()
+        for document_id, sessions in documents:
+            hub = self.hubs.get(document_id)
+            if hub is not None and not hub.closed:
+                hub.peer_heard = now
+                hub.remote.confirm(sessions)
 
     async def close_user(self, user_id):
         for hub in list(self.hubs.values()):
