@@ -130,9 +130,9 @@ def open_page(browser, server, login_states):
     """open_page(user, document_id) -> a Page with the editor joined and showing."""
     contexts = []
 
-    def open_(username, document_id, wait_joined=True, before_goto=None):
+    def open_(username, document_id, wait_joined=True, before_goto=None, base_url=None):
         context = browser.new_context(
-            base_url=server.url,
+            base_url=base_url or server.url,
             storage_state=login_states(username),
             viewport={"width": 1100, "height": 760},
         )
