@@ -26,8 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,11 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.live_server import (  # noqa: E402
-    HOST,
-    free_port,
+    DaphneServer,
     manage,
     run_python,
-    server_env,
     sqlite_database,
 )
 
@@ -61,54 +57,13 @@ def log(text):
 # ---- servers -----------------------------------------------------------------------------
 
 
-class Server:
+class Server(DaphneServer):
     """One daphne process, pinned to `core` with taskset when the machine has two cores."""
 
     def __init__(self, env, core, log_dir, extra_args=()):
-        self.env, self.core, self.extra_args = env, core, list(extra_args)
-        self.port = free_port()
-        self.log_path = Path(log_dir) / f"daphne-{self.port}.log"
-        self.process = None
-
-    @property
-    def url(self):
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def ws_url(self):
-        return f"ws://{HOST}:{self.port}"
-
-    def start(self):
-        prefix = ["taskset", "-c", str(self.core)] if PINNED and self.core is not None else []
-        command = [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(self.port)]
-        with open(self.log_path, "a") as output:
-            self.process = subprocess.Popen(
-                [*prefix, *command, *self.extra_args, "editor.asgi:application"],
-                cwd=ROOT,
-                env=server_env(self.env),
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/accounts/login/", timeout=2) as reply:
-                    if reply.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                time.sleep(0.1)
-        raise RuntimeError("daphne did not answer within 30 s")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        prefix = ["taskset", "-c", str(core)] if PINNED and core is not None else []
+        super().__init__(env=env, log_dir=log_dir, args=extra_args, prefix=prefix)
+        self.core = core
 
     def cpu_seconds(self):
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -111,10 +111,11 @@ print(json.dumps(ids))
 class DaphneServer:
     """A daphne process serving Tandem on 127.0.0.1:`port` with `env` on top of ours."""
 
-    def __init__(self, port=None, env=None, log_dir=None, ready_timeout=30, args=()):
+    def __init__(self, port=None, env=None, log_dir=None, ready_timeout=30, args=(), prefix=()):
         self.port = port or free_port()
         self.env = dict(env or {})
         self.args = list(args)  # more daphne options, e.g. those of the systemd unit
+        self.prefix = list(prefix)  # a command to run daphne under, e.g. taskset
         self.ready_timeout = ready_timeout
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="tandem-daphne-"))
         self.log_path = self.log_dir / f"daphne-{self.port}.log"
@@ -139,6 +140,7 @@ class DaphneServer:
         self._log.flush()
         self.process = subprocess.Popen(
             [
+                *self.prefix,
                 sys.executable,
                 "-m",
                 "daphne",
