@@ -128,8 +128,7 @@ def live():
     open_hubs = list(registry.hubs.values())
     for hub in open_hubs:
         for connection in list(hub.connections.values()):
-            transport = getattr(connection, "transport", "websocket")
-            connections[transport] = connections.get(transport, 0) + 1
+            connections[connection.transport] += 1  # every session names its transport
     return connections, len(open_hubs)
 
 

@@ -227,14 +227,7 @@ export class Connection {
   _stopProbing() {
     if (this.probeTimer !== null) this.timers.clearInterval(this.probeTimer);
     this.probeTimer = null;
-    if (this.probe) {
-      try {
-        this.probe.close();
-      } catch {
-        // already closed
-      }
-    }
-    this.probe = null;
+    if (this.probe) this._endProbe(this.probe);
   }
 
   _probeOnce() {
