@@ -4,10 +4,13 @@ A document's content is its latest snapshot composed with the ops after it. A do
 has neither is Quill's empty document at version 0.
 """
 
+import functools
+import json
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from collab.ot import Delta
 from editor.access import role_of
@@ -96,25 +99,62 @@ def commit_locked(document_id, known_version, plan):
     `missing` are the ops other processes committed after `known_version`. The row lock queues
     concurrent commits of one document fairly across processes, so none starves; on SQLite
     the IMMEDIATE transaction holds the write lock instead. Returns the plan.
+
+    This runs once per batch of edits, so it speaks SQL on Django's cursor: building the same
+    three statements through the ORM cost about 0.8 ms of CPU a commit, most of a commit.
     """
-    with transaction.atomic():
-        list(Document.objects.select_for_update().filter(pk=document_id).values_list("pk"))
-        result = plan(ops_since(document_id, known_version))
+    sql = _commit_sql()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if sql.lock:
+            cursor.execute(sql.lock, [document_id])
+        cursor.execute(sql.since, [document_id, known_version])
+        missing = [
+            Committed(version, Delta(json.loads(delta)), client_id, seq, author)
+            for version, delta, client_id, seq, author in cursor.fetchall()
+        ]
+        result = plan(missing)
         if result.committed:
-            Operation.objects.bulk_create(
+            now = connection.ops.adapt_datetimefield_value(timezone.now())
+            adapt = connection.ops.adapt_json_value
+            cursor.executemany(
+                sql.insert,
                 [
-                    Operation(
-                        document_id=document_id,
-                        version=op.version,
-                        delta=op.delta.ops,
-                        author_id=op.user,
-                        client_id=op.client_id,
-                        seq=op.seq,
-                    )
+                    (document_id, op.version, adapt(op.delta.ops, None), op.user, op.client_id,
+                     op.seq, now)
                     for op in result.committed
-                ]
-            )
+                ],
+            )  # fmt: skip
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class _CommitSQL:
+    lock: str | None
+    since: str
+    insert: str
+
+
+@functools.cache
+def _commit_sql():
+    quote = connection.ops.quote_name
+    documents = quote(Document._meta.db_table)
+    log = quote(Operation._meta.db_table)
+    lock = None
+    if connection.features.has_select_for_update:
+        lock = f"SELECT {quote('id')} FROM {documents} WHERE {quote('id')} = %s FOR UPDATE"
+    columns = ["document_id", "version", "delta", "author_id", "client_id", "seq", "created_at"]
+    return _CommitSQL(
+        lock=lock,
+        since=(
+            f"SELECT {', '.join(quote(c) for c in columns[1:6])} FROM {log} "
+            f"WHERE {quote('document_id')} = %s AND {quote('version')} > %s "
+            f"ORDER BY {quote('version')}"
+        ),
+        insert=(
+            f"INSERT INTO {log} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))})"
+        ),
+    )
 
 
 def save_snapshot(document_id, version, content, reason="auto", user_id=None):
