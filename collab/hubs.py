@@ -6,6 +6,7 @@ import time
 
 from . import commit, eventstream, store
 from .bridge import Bridge
+from .checkpoint import Checkpointer
 from .dbthread import db
 from .hub import DocumentHub
 
@@ -18,6 +19,7 @@ class Registry:
     def __init__(self):
         self.hubs = {}
         self.bridge = Bridge(self)
+        self.checkpointer = Checkpointer()
         self.ticker = None
 
     async def open(self, document_id):
@@ -46,6 +48,7 @@ class Registry:
         hub.task = asyncio.get_running_loop().create_task(commit.run(hub))
         if self.ticker is None:
             self.ticker = asyncio.get_running_loop().create_task(self._tick())
+            self.checkpointer.start()
         hub.ready.set_result(None)
 
     async def close(self, hub):
@@ -125,6 +128,7 @@ async def reset():
     global registry
     old = registry
     registry = Registry()
+    old.checkpointer.stop()
     tasks = [*old.bridge.tasks, *([old.ticker] if old.ticker else [])]
     for hub in old.hubs.values():
         hub.closed = True

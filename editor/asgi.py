@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets and event streams through collab."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -23,3 +24,8 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# What is loaded by now lives as long as the process. Freezing it keeps the collector's full
+# passes to what is allocated later: with all of Django in them they took 45 ms each, a pause
+# of every socket that showed as the p99 of typing latency under load.
+gc.freeze()

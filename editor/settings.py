@@ -106,8 +106,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # mode keeps every committed edit through a crash or SIGKILL of the server process (the
     # WAL is written before the commit returns) and skips an fsync per commit; only a power
     # loss can drop the newest commits. Production runs on PostgreSQL, fully durable.
+    # wal_autocheckpoint=0: the engine checkpoints in a thread of its own (collab.checkpoint)
+    # rather than inside a commit.
     DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = (
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;"
     )
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
