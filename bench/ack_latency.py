@@ -96,15 +96,21 @@ class Typist:
             if kind == "joined":
                 self.version = message["version"]
             elif kind == "ack":
-                self.acks.append(now - self.sent[(self.name, message["seq"])])
-                self.version = max(self.version, message["version"])
-                self.waiting = False
+                self.acked(message["seq"], message["version"], now)
             elif kind == "ops":
                 for op in message["ops"]:
+                    if op["client_id"] == self.name:  # our edit in a batch: the ack
+                        self.acked(op["seq"], op["version"], now)
+                        continue
                     self.version = max(self.version, op["version"])
                     started = self.sent.get((op["client_id"], op["seq"]))
                     if started is not None:
                         self.remote.append(now - started)
+
+    def acked(self, seq, version, now):
+        self.acks.append(now - self.sent[(self.name, seq)])
+        self.version = max(self.version, version)
+        self.waiting = False
 
 
 async def measure(server, document, cookie, clients, rate, seconds):

@@ -249,16 +249,20 @@ class Client {
 
   ack(message, at) {
     if (!this.inflight || message.seq !== this.inflightSeq) return;
-    if (!this.inflightAckedAt) {
-      this.inflightAckedAt = at;
-      for (const t of this.inflightTimes) stats.ackLatency.push(at - t);
-      stats.acked += this.inflightTimes.length;
-      if (at >= windowStart && at <= windowEnd) stats.ackedInWindow += this.inflightTimes.length;
-    }
+    this.ackedAt(at);
     if (message.version === this.version + 1) this.acknowledge(message.version);
     else if (message.version > this.version + 1) {
       this.earlyAck = { seq: message.seq, version: message.version };
     }
+  }
+
+  // The ack arrives as an `ack` or as our own edit inside an `ops` message (a batch).
+  ackedAt(at) {
+    if (this.inflightAckedAt) return;
+    this.inflightAckedAt = at;
+    for (const t of this.inflightTimes) stats.ackLatency.push(at - t);
+    stats.acked += this.inflightTimes.length;
+    if (at >= windowStart && at <= windowEnd) stats.ackedInWindow += this.inflightTimes.length;
   }
 
   acknowledge(version) {
@@ -276,7 +280,10 @@ class Client {
     for (const op of ops) {
       if (op.version <= this.version || this.held.has(op.version)) continue;
       this.held.set(op.version, op);
-      if (op.client_id === this.id) continue;
+      if (op.client_id === this.id) {
+        if (this.inflight && op.seq === this.inflightSeq) this.ackedAt(at);
+        continue;
+      }
       const entry = pending.get(`${op.client_id}:${op.seq}`);
       if (entry) {
         for (const t of entry.times) stats.remoteLatency.push(at - t);

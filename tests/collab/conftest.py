@@ -64,6 +64,22 @@ class Client:
         await self.send(type="submit", seq=seq, version=version, delta=delta)
         return seq
 
+    async def receive_commits(self, upto, timeout=2):
+        """Acks and broadcast ops until version `upto` is known: {version: "ack" or op}.
+
+        An own edit is acknowledged by an `ack`, or, in a batch, by finding it in `ops`.
+        """
+        seen = {}
+        while upto not in seen:
+            message = await self.receive_type(("ack", "ops"), timeout)
+            if message["type"] == "ack":
+                seen[message["version"]] = "ack"
+                continue
+            for op in message["ops"]:
+                own = op["client_id"] == self.client_id
+                seen[op["version"]] = "ack" if own else op
+        return seen
+
     async def closed_with(self, timeout=2):
         """The close code, once any presence chatter before it is read."""
         while True:

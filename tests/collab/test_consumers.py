@@ -1,6 +1,8 @@
 """The document socket, message by message and error code by error code."""
 
+import asyncio
 import json
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -48,18 +50,56 @@ async def test_concurrent_edits_are_transformed(connect, document, owner, editor
     await alice.submit(0, [{"insert": "abc"}])
     await alice.receive_type("ack")
     await bob.receive_type("ops")
-    # Both edit version 1 at once; bob's arrives second and is transformed.
+    # Both edit version 1 at once; bob's arrives second and is transformed. They may be
+    # committed apart (an ack, then the other's edit) or together (one `ops` batch).
     await alice.submit(1, [{"retain": 3}, {"insert": "X"}])
     await bob.submit(1, [{"insert": "Y"}])
-    assert (await alice.receive_type("ack"))["version"] == 2
-    # Alice's edit reaches bob before or after his ack, as the commits fall.
-    seen = [await bob.receive_type(("ack", "ops")), await bob.receive_type(("ack", "ops"))]
-    ack = next(message for message in seen if message["type"] == "ack")
-    assert ack["version"] == 3
-    assert [m["ops"][0]["version"] for m in seen if m["type"] == "ops"] == [2]
-    got = (await alice.receive_type("ops"))["ops"][0]
-    assert got["version"] == 3 and got["delta"] == [{"insert": "Y"}]
+    seen = await bob.receive_commits(3)
+    assert seen[3] == "ack"
+    assert seen[2]["client_id"] == alice.client_id
+    got = await alice.receive_commits(3)
+    assert got[2] == "ack"
+    assert got[3]["delta"] == [{"insert": "Y"}]
     assert await content_in_db(document) == (3, [{"insert": "YabcX\n"}])
+
+
+async def test_edits_that_arrive_together_go_out_as_one_frame(
+    connect, document, owner, editor_user, make_user, share
+):
+    alice = await connect(owner, document)
+    bob = await connect(editor_user, document)
+    carol_user = await sync_to_async(lambda: share(make_user("carol"), "editor"))()
+    carol = await connect(carol_user, document)
+    first_commit = threading.Event()
+    real_commit = store.commit_locked
+
+    def held_commit(*args):
+        first_commit.wait(5)  # The edits below queue up meanwhile.
+        return real_commit(*args)
+
+    store.commit_locked = held_commit
+    try:
+        await alice.submit(0, [{"insert": "a"}])
+        await asyncio.sleep(0.05)
+        await bob.submit(0, [{"insert": "b"}])
+        await carol.submit(0, [{"insert": "c"}])
+        await asyncio.sleep(0.05)
+        first_commit.set()
+        assert (await alice.receive_type("ack"))["version"] == 1
+        for client in (bob, carol):
+            assert [op["version"] for op in (await client.receive_type("ops"))["ops"]] == [1]
+        # One frame per socket for the batch: bob and carol find their acks in it.
+        for client in (alice, bob, carol):
+            batch = (await client.receive_type("ops"))["ops"]
+            assert [(op["version"], op["client_id"]) for op in batch] == [
+                (2, bob.client_id), (3, carol.client_id)
+            ]  # fmt: skip
+            with pytest.raises(asyncio.TimeoutError):
+                await client.receive_type(("ack", "ops"), timeout=0.2)
+    finally:
+        store.commit_locked = real_commit
+        first_commit.set()
+    assert (await content_in_db(document))[0] == 3
 
 
 async def test_resend_is_acked_once_and_not_applied_twice(connect, document, owner):

@@ -233,6 +233,27 @@ describe("gaps and fetch", () => {
     assert.deepEqual(h.editor, server.doc);
   });
 
+  test("a batch that holds our edit between others' is our ack, in its place", () => {
+    const h = makeClient();
+    const server = joinedEmpty(h);
+    h.edit([{ insert: "mine" }]);
+    const [submitted] = h.take();
+    const before = server.submit("b", { seq: 1, version: 0, delta: [{ insert: "B" }] }).op;
+    const ours = server.submit(h.client.clientId, submitted).op;
+    const after = server.submit("c", { seq: 1, version: 0, delta: [{ insert: "C" }] }).op;
+    h.edit([{ retain: 4 }, { insert: "!" }]); // typed while the batch was on its way
+    h.client.receive({ type: "ops", ops: [before, ours, after].map(wire) });
+    assert.equal(h.client.version, 3);
+    const [next] = h.take(); // the buffer leaves on the ack, made on version 2
+    assert.equal(next.type, "submit");
+    assert.equal(next.version, 2);
+    h.client.receive(server.submit(h.client.clientId, next).ack);
+    assert.equal(h.client.version, 4);
+    assert.equal(h.client.inflight, null);
+    assert.deepEqual(h.editor, server.doc);
+    assert.deepEqual(h.editor, h.client.localDocument());
+  });
+
   test("an early ack waits until the missing ops arrive", () => {
     const h = makeClient();
     const server = joinedEmpty(h);
