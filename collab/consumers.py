@@ -6,6 +6,7 @@ The hub (not each socket) talks to the channel layer, so consumers have no layer
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from . import wire
 from .session import EditSession
 
 
@@ -23,6 +24,7 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self):
+        self.socket = wire.direct_socket(self.base_send)
         self.edit = EditSession("websocket", self.send_frame, self._close_socket)
         await self.accept()
         document_id = self.scope["url_route"]["kwargs"]["document_id"]
@@ -37,7 +39,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         await self.edit.leave(code)
 
     async def send_frame(self, text):
-        await self.base_send({"type": "websocket.send", "text": text})
+        if self.socket is None or not wire.send_text(self.socket, text):
+            await self.base_send({"type": "websocket.send", "text": text})
 
     async def _close_socket(self, code):
         await super().close(code=code)

@@ -1,0 +1,68 @@
+"""Broadcast frames straight onto daphne's sockets, each frame built once for all of them.
+
+Through ASGI, every frame a socket gets passes daphne's reply handler, is encoded to UTF-8
+and framed by autobahn on its own: with a hundred sockets on a document that was most of the
+server's time. Under daphne a consumer's `send` is `partial(Server.handle_reply, protocol)`,
+so the consumer can reach the socket's autobahn protocol and write a frame prepared once per
+message (autobahn's PreparedMessage, meant for broadcast). Anything else (another server, the
+test communicator, a socket not yet open or already closing) goes through ASGI as before.
+
+Twisted's `write` only buffers: it registers the socket with the event loop and writes on the
+next turn, two epoll_ctl calls and a callback for every frame, which cost more than the rest
+of a frame's path. When nothing is waiting in the transport's buffer the frame is written to
+the socket at once, as asyncio's own transports do; what the kernel does not take goes to
+Twisted's buffer as before.
+"""
+
+import functools
+
+from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
+from daphne.server import Server
+
+_last = (None, None)  # (text, prepared frame): a broadcast sends one text to every socket
+
+
+def direct_socket(send):
+    """daphne's protocol object behind an ASGI `send`, or None where `send` is something else."""
+    if (
+        isinstance(send, functools.partial)
+        and getattr(send.func, "__func__", None) is Server.handle_reply
+        and len(send.args) == 1
+        and isinstance(send.args[0], WebSocketProtocol)
+    ):
+        return send.args[0]
+    return None
+
+
+def send_text(protocol, text):
+    """Write `text` as one text frame if the socket is open; False where ASGI must send it."""
+    if protocol.state != WebSocketProtocol.STATE_OPEN or protocol._perMessageCompress:
+        return False
+    global _last
+    if _last[0] is not text:
+        _last = (text, PreparedMessage(text.encode(), False, False, True).payloadHybi)
+    if protocol.send_queue:
+        protocol.sendData(_last[1])  # behind what autobahn still holds, in order
+    else:
+        _write_through(protocol.transport, _last[1])
+    return True
+
+
+def _write_through(transport, data):
+    idle = (
+        transport.connected
+        and not transport.disconnecting
+        and not getattr(transport, "TLS", False)
+        and not transport._tempDataLen
+        and transport.offset == len(transport.dataBuffer)
+    )
+    sent = 0
+    if idle:
+        try:
+            sent = transport.socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            sent = 0  # Twisted's own write meets the error and closes the connection.
+    if sent < len(data):
+        transport.write(data[sent:] if sent else data)
