@@ -24,6 +24,12 @@ from . import metrics
 
 log = logging.getLogger("tandem.bridge")
 
+# redis-py gives a pool at most 100 connections and fails the 101st asked for at once
+# ("Too many connections"). A thousand documents opening or closing together would each want
+# one for their group_add or group_discard, so they take turns; publishing already goes one
+# message at a time through the outbox, and the receive loop holds one connection of its own.
+LAYER_CALLS_AT_ONCE = 32
+
 
 class Bridge:
     def __init__(self, registry):
@@ -34,6 +40,7 @@ class Bridge:
         self.outbox = None
         self.tasks = []
         self.send_failures = 0
+        self.gate = asyncio.Semaphore(LAYER_CALLS_AT_ONCE)
 
     async def start(self):
         if self.layer is not None:
@@ -51,10 +58,18 @@ class Bridge:
 
     async def subscribe(self, document_id):
         await self.start()
-        await self.layer.group_add(document_group(document_id), self.channel)
+        async with self.gate:
+            await self.layer.group_add(document_group(document_id), self.channel)
 
     async def unsubscribe(self, document_id):
-        await self.layer.group_discard(document_group(document_id), self.channel)
+        try:
+            async with self.gate:
+                await self.layer.group_discard(document_group(document_id), self.channel)
+        except Exception:
+            # The document's messages keep coming until the group expires; they find no hub.
+            if _cancelled():
+                raise asyncio.CancelledError() from None
+            log.exception("channel layer group_discard failed doc=%s", document_id)
 
     def publish(self, hub, message, always=False):
         """Queue an event for the other processes that hold the document open."""
