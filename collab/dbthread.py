@@ -7,8 +7,14 @@ thread, so its connection is kept open instead, and closed only after a database
 it unusable (a restarted server, say), to be opened afresh by the next call.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 from asgiref.sync import SyncToAsync
 from django.db import connections
+
+# Snapshots write whole documents, and a thousand open documents fall due together; in a
+# thread of their own they never hold up the commits queued in the engine's thread.
+_snapshots = ThreadPoolExecutor(1, thread_name_prefix="tandem-snapshots")
 
 
 class _InEngineThread(SyncToAsync):
@@ -24,3 +30,8 @@ class _InEngineThread(SyncToAsync):
 def db(func):
     """`func` as a coroutine function run in the engine's database thread."""
     return _InEngineThread(func, thread_sensitive=True)
+
+
+def in_snapshot_thread(func):
+    """`func` as a coroutine function run in the snapshot thread (its own connection)."""
+    return _InEngineThread(func, thread_sensitive=False, executor=_snapshots)

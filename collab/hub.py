@@ -15,7 +15,7 @@ import uuid
 from django.conf import settings
 
 from . import metrics, presence, store
-from .dbthread import db
+from .dbthread import db, in_snapshot_thread
 from .protocol import ProtocolError, encode
 
 log = logging.getLogger("tandem.hub")
@@ -222,7 +222,7 @@ class DocumentHub:
         version, content = self.version, self.content
         self.snapshot_version, self.snapshot_time = version, time.monotonic()
         self.snapshot_task = asyncio.get_running_loop().create_task(
-            db(store.save_snapshot)(self.document_id, version, content, reason)
+            in_snapshot_thread(store.save_snapshot)(self.document_id, version, content, reason)
         )
 
     # -- changes made outside the edit stream --------------------------------------------
