@@ -15,6 +15,7 @@ goes once per tick per process for all its shared documents, not once per docume
 import asyncio
 import logging
 import uuid
+import weakref
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
@@ -41,6 +42,8 @@ class Bridge:
         self.tasks = []
         self.send_failures = 0
         self.gate = asyncio.Semaphore(LAYER_CALLS_AT_ONCE)
+        self.members = {}  # document -> hubs of this process that want its messages
+        self.turns = weakref.WeakValueDictionary()  # document -> lock while in use
 
     async def start(self):
         if self.layer is not None:
@@ -57,19 +60,45 @@ class Bridge:
         return self.layer is not None and not isinstance(self.layer, InMemoryChannelLayer)
 
     async def subscribe(self, document_id):
+        """Receive the document's messages, for one more hub of this process.
+
+        A closing hub and the hub that replaces it (a page reloaded) overlap: the group is
+        left only when the last of them unsubscribes, and a document's group_add and
+        group_discard run one after the other, in the order they were asked for.
+        """
         await self.start()
-        async with self.gate:
-            await self.layer.group_add(document_group(document_id), self.channel)
+        async with self._turn(document_id):
+            self.members[document_id] = self.members.get(document_id, 0) + 1
+            if self.members[document_id] > 1:
+                return
+            try:
+                async with self.gate:
+                    await self.layer.group_add(document_group(document_id), self.channel)
+            except BaseException:
+                del self.members[document_id]
+                raise
 
     async def unsubscribe(self, document_id):
-        try:
-            async with self.gate:
-                await self.layer.group_discard(document_group(document_id), self.channel)
-        except Exception:
-            # The document's messages keep coming until the group expires; they find no hub.
-            if _cancelled():
-                raise asyncio.CancelledError() from None
-            log.exception("channel layer group_discard failed doc=%s", document_id)
+        async with self._turn(document_id):
+            left = self.members.pop(document_id, 1) - 1
+            if left > 0:
+                self.members[document_id] = left
+                return
+            try:
+                async with self.gate:
+                    await self.layer.group_discard(document_group(document_id), self.channel)
+            except Exception:
+                # The document's messages keep coming until the group expires; no hub
+                # takes them.
+                if _cancelled():
+                    raise asyncio.CancelledError() from None
+                log.exception("channel layer group_discard failed doc=%s", document_id)
+
+    def _turn(self, document_id):
+        lock = self.turns.get(document_id)
+        if lock is None:
+            lock = self.turns[document_id] = asyncio.Lock()
+        return lock
 
     def publish(self, hub, message, always=False):
         """Queue an event for the other processes that hold the document open."""

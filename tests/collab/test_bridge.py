@@ -27,3 +27,24 @@ async def test_a_thousand_documents_open_and_close_at_once(redis_url):
             await asyncio.wait_for(layer.receive(bridge.channel), 0.5)
     finally:
         await layer.flush()
+
+
+async def test_a_reopened_document_stays_subscribed_while_the_old_hub_leaves(redis_url):
+    layer = RedisChannelLayer(hosts=[redis_url], prefix="tandem-test-bridge")
+    bridge = Bridge(registry=None)
+    bridge.layer = layer
+    bridge.channel = await layer.new_channel("tandem.process.")
+    try:
+        await bridge.subscribe(7)
+        # The old hub closes while its successor opens: both at once, in either order.
+        await asyncio.gather(bridge.subscribe(7), bridge.unsubscribe(7))
+        await layer.group_send(document_group(7), {"type": "doc.test"})
+        assert (await asyncio.wait_for(layer.receive(bridge.channel), 5))["type"] == "doc.test"
+        await asyncio.gather(bridge.unsubscribe(7), bridge.subscribe(7))
+        await bridge.unsubscribe(7)
+        await layer.group_send(document_group(7), {"type": "doc.test"})
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(layer.receive(bridge.channel), 0.5)
+        assert bridge.members == {}
+    finally:
+        await layer.flush()
