@@ -85,12 +85,15 @@ def ops_since(document_id, version, limit=None):
 
 
 def find_committed(document_id, client_id, seq):
-    """The version at which (client_id, seq) was committed, or None."""
-    return (
-        Operation.objects.filter(document_id=document_id, client_id=client_id, seq=seq)
-        .values_list("version", flat=True)
-        .first()
-    )
+    """The version at which (client_id, seq) was committed, or None.
+
+    Asked inside the commit for the first edit of each client a hub meets (it could be a
+    resend), so in SQL on the cursor like the commit itself.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_commit_sql().find, [document_id, client_id, seq])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def commit_locked(document_id, known_version, plan):
@@ -132,6 +135,7 @@ class _CommitSQL:
     lock: str | None
     since: str
     insert: str
+    find: str
 
 
 @functools.cache
@@ -143,16 +147,21 @@ def _commit_sql():
     if connection.features.has_select_for_update:
         lock = f"SELECT {quote('id')} FROM {documents} WHERE {quote('id')} = %s FOR UPDATE"
     columns = ["document_id", "version", "delta", "author_id", "client_id", "seq", "created_at"]
+    since_columns = ["version", "delta", "client_id", "seq", "author_id"]  # Committed's order
     return _CommitSQL(
         lock=lock,
         since=(
-            f"SELECT {', '.join(quote(c) for c in columns[1:6])} FROM {log} "
+            f"SELECT {', '.join(quote(c) for c in since_columns)} FROM {log} "
             f"WHERE {quote('document_id')} = %s AND {quote('version')} > %s "
             f"ORDER BY {quote('version')}"
         ),
         insert=(
             f"INSERT INTO {log} ({', '.join(quote(c) for c in columns)}) "
             f"VALUES ({', '.join(['%s'] * len(columns))})"
+        ),
+        find=(
+            f"SELECT {quote('version')} FROM {log} WHERE {quote('document_id')} = %s "
+            f"AND {quote('client_id')} = %s AND {quote('seq')} = %s"
         ),
     )
 
