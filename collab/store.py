@@ -119,14 +119,15 @@ def commit_locked(document_id, known_version, plan):
         if result.committed:
             now = connection.ops.adapt_datetimefield_value(timezone.now())
             adapt = connection.ops.adapt_json_value
-            cursor.executemany(
-                sql.insert,
-                [
-                    (document_id, op.version, adapt(op.delta.ops, None), op.user, op.client_id,
-                     op.seq, now)
-                    for op in result.committed
-                ],
-            )  # fmt: skip
+            rows = [
+                (document_id, op.version, adapt(op.delta.ops, None), op.user, op.client_id,
+                 op.seq, now)
+                for op in result.committed
+            ]  # fmt: skip
+            if len(rows) == 1:
+                cursor.execute(sql.insert, rows[0])  # psycopg's executemany costs a pipeline
+            else:
+                cursor.executemany(sql.insert, rows)
     return result
 
 
