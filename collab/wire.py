@@ -35,7 +35,14 @@ def direct_socket(send):
 
 
 def send_text(protocol, text):
-    """Write `text` as one text frame if the socket is open; False where ASGI must send it."""
+    """Write `text` as one text frame; False where ASGI must send it instead.
+
+    A socket that is closing or closed drops the frame, as daphne does once it has noticed:
+    the session leaves its hub as the close completes. Sending through ASGI in that window
+    raised autobahn's Disconnected into whoever was broadcasting.
+    """
+    if protocol.state in (WebSocketProtocol.STATE_CLOSING, WebSocketProtocol.STATE_CLOSED):
+        return True
     if protocol.state != WebSocketProtocol.STATE_OPEN or protocol._perMessageCompress:
         return False
     global _last

@@ -79,14 +79,18 @@ def test_what_the_kernel_does_not_take_goes_to_twisteds_buffer(socket_pair):
     assert read_frame(theirs, len(sent)) == sent
 
 
-def test_a_busy_socket_keeps_its_order_and_a_closed_one_is_left_to_asgi(socket_pair):
+def test_a_busy_socket_keeps_its_order_and_a_closing_one_drops_the_frame(socket_pair):
     ours, theirs = socket_pair
     protocol, buffered = fake_protocol(ours)
     protocol.transport._tempDataLen = 10  # Twisted still holds earlier bytes
     assert wire.send_text(protocol, "late")
     assert buffered == [b"\x81\x04late"]
-    closing, written = fake_protocol(ours, state=WebSocketProtocol.STATE_CLOSING)
-    assert not wire.send_text(closing, "late")
+    for state in (WebSocketProtocol.STATE_CLOSING, WebSocketProtocol.STATE_CLOSED):
+        closing, written = fake_protocol(ours, state=state)
+        assert wire.send_text(closing, "late")  # handled: nothing goes to ASGI either
+        assert written == []
+    connecting, written = fake_protocol(ours, state=WebSocketProtocol.STATE_CONNECTING)
+    assert not wire.send_text(connecting, "early")  # ASGI accepts the socket first
     assert written == []
     theirs.setblocking(False)
     with pytest.raises(BlockingIOError):
