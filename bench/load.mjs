@@ -241,6 +241,12 @@ class Client {
   // ---- typing ---------------------------------------------------------------------------
 
   type(at) {
+    if (this.text === null) {
+      // Its socket never joined: the keystroke is owed and never acked, so the step fails.
+      stats.typed += 1;
+      count(stats.errors, 'typed before joining');
+      return;
+    }
     const pos = Math.floor(Math.random() * this.text.length); // before the final newline
     const letter = LETTERS[Math.floor(Math.random() * 26)];
     const delta = new Delta().retain(pos).insert(letter);
