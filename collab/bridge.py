@@ -37,6 +37,7 @@ class Bridge:
         self.registry = registry
         self.origin = uuid.uuid4().hex
         self.layer = None
+        self.starting = None
         self.channel = None
         self.outbox = None
         self.tasks = []
@@ -46,14 +47,31 @@ class Bridge:
         self.turns = weakref.WeakValueDictionary()  # document -> lock while in use
 
     async def start(self):
+        """Join the layer once; every caller waits for the same start.
+
+        Hubs open by the hundred at once: the first used to mark the bridge started before
+        its channel and outbox existed, and the others published into no outbox.
+        """
         if self.layer is not None:
             return
-        self.layer = get_channel_layer()
-        self.channel = await self.layer.new_channel("tandem.process.")
-        await self.layer.group_add(USERS_GROUP, self.channel)
+        if self.starting is None:
+            self.starting = asyncio.get_running_loop().create_task(self._start())
+        starting = self.starting
+        try:
+            await asyncio.shield(starting)
+        except Exception:
+            if self.starting is starting:
+                self.starting = None  # the next caller tries again
+            raise
+
+    async def _start(self):
+        layer = get_channel_layer()
+        self.channel = await layer.new_channel("tandem.process.")
+        await layer.group_add(USERS_GROUP, self.channel)
         self.outbox = asyncio.Queue()
         loop = asyncio.get_running_loop()
         self.tasks = [loop.create_task(self._receive()), loop.create_task(self._send())]
+        self.layer = layer  # last: `shared` and publishing rely on the rest being ready
 
     @property
     def shared(self):

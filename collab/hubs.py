@@ -129,7 +129,7 @@ async def reset():
     old = registry
     registry = Registry()
     old.checkpointer.stop()
-    tasks = [*old.bridge.tasks, *([old.ticker] if old.ticker else [])]
+    tasks = [*old.bridge.tasks, *[t for t in (old.ticker, old.bridge.starting) if t]]
     for hub in old.hubs.values():
         hub.closed = True
         if getattr(hub, "task", None):

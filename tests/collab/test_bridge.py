@@ -1,12 +1,14 @@
 """The bridge between processes keeps within Redis's connection pool."""
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 from channels_redis.core import RedisChannelLayer
 
+from collab import bridge as bridge_module
 from collab.bridge import Bridge
-from editor.notify import document_group
+from editor.notify import USERS_GROUP, document_group
 
 pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 
@@ -47,4 +49,37 @@ async def test_a_reopened_document_stays_subscribed_while_the_old_hub_leaves(red
             await asyncio.wait_for(layer.receive(bridge.channel), 0.5)
         assert bridge.members == {}
     finally:
+        await layer.flush()
+
+
+async def test_hubs_opening_together_wait_for_one_start_before_publishing(redis_url, monkeypatch):
+    layer = RedisChannelLayer(hosts=[redis_url], prefix="tandem-test-bridge")
+    monkeypatch.setattr(bridge_module, "get_channel_layer", lambda: layer)
+
+    async def idle(self):
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(Bridge, "_send", idle)  # the outbox keeps what was published
+    monkeypatch.setattr(Bridge, "_receive", idle)
+    group_add = layer.group_add
+
+    async def slow_first_join(group, channel):
+        if group == USERS_GROUP:
+            await asyncio.sleep(0.2)  # the start takes longer than the documents' joins
+        await group_add(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", slow_first_join)
+    bridge = Bridge(registry=None)
+
+    async def open_document(doc):
+        await bridge.subscribe(doc)
+        bridge.publish(SimpleNamespace(document_id=doc), {"type": "doc.here"}, always=True)
+
+    try:
+        await asyncio.gather(*(open_document(doc) for doc in range(50)))
+        assert bridge.outbox.qsize() == 50
+        assert bridge.members == {doc: 1 for doc in range(50)}
+    finally:
+        for task in bridge.tasks:
+            task.cancel()
         await layer.flush()
