@@ -41,10 +41,6 @@ class Committed:
         }
 
 
-def _committed(row):
-    return Committed(row.version, Delta(row.delta), row.client_id, row.seq, row.author_id)
-
-
 @dataclass(slots=True)
 class Loaded:
     version: int
@@ -76,12 +72,20 @@ def load(document_id):
 
 def ops_since(document_id, version, limit=None):
     """Committed ops after `version`, in version order."""
-    rows = Operation.objects.filter(document_id=document_id, version__gt=version).order_by(
-        "version"
-    )
-    if limit is not None:
-        rows = rows[:limit]
-    return [_committed(row) for row in rows]
+    with connection.cursor() as cursor:
+        return _ops_since(cursor, document_id, version, limit)
+
+
+def _ops_since(cursor, document_id, version, limit=None):
+    sql = _commit_sql()
+    if limit is None:
+        cursor.execute(sql.since, [document_id, version])
+    else:
+        cursor.execute(f"{sql.since} LIMIT %s", [document_id, version, limit])
+    return [
+        Committed(version, Delta(json.loads(delta)), client_id, seq, author)
+        for version, delta, client_id, seq, author in cursor.fetchall()
+    ]
 
 
 def find_committed(document_id, client_id, seq):
@@ -110,12 +114,7 @@ def commit_locked(document_id, known_version, plan):
     with transaction.atomic(), connection.cursor() as cursor:
         if sql.lock:
             cursor.execute(sql.lock, [document_id])
-        cursor.execute(sql.since, [document_id, known_version])
-        missing = [
-            Committed(version, Delta(json.loads(delta)), client_id, seq, author)
-            for version, delta, client_id, seq, author in cursor.fetchall()
-        ]
-        result = plan(missing)
+        result = plan(_ops_since(cursor, document_id, known_version))
         if result.committed:
             now = connection.ops.adapt_datetimefield_value(timezone.now())
             adapt = connection.ops.adapt_json_value
