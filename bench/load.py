@@ -366,6 +366,7 @@ def sweep(name, setup, docs, per_doc, start_rate, args, min_seconds=0):
     """Multiply the per-client rate until a step fails; report the highest that held."""
     doc_ids = make_documents(docs, per_doc, setup.env)
     clients = docs * per_doc
+    start_rate = args.start or start_rate
     rate, held, failed = start_rate, None, None
     seconds = max(args.seconds, min_seconds)
     for _ in range(args.max_steps):
@@ -578,6 +579,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=5, help="typing time per step")
     parser.add_argument("--factor", type=float, default=2, help="rate multiplier per step")
     parser.add_argument("--max-steps", type=int, default=10)
+    parser.add_argument("--start", type=float, help="first rate of a sweep (edits/s)")
     parser.add_argument("--docs", type=int, default=1000, help="documents of 1000x3")
     parser.add_argument("--idle", type=int, default=10_000, help="idle connections")
     parser.add_argument("--profile", metavar="DIR", help="py-spy each typing step into DIR")

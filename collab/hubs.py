@@ -8,6 +8,7 @@ from . import commit, eventstream, store
 from .bridge import Bridge
 from .checkpoint import Checkpointer
 from .dbthread import db
+from .fullgc import FullPasses
 from .hub import DocumentHub
 
 log = logging.getLogger("tandem.hubs")
@@ -20,6 +21,7 @@ class Registry:
         self.hubs = {}
         self.bridge = Bridge(self)
         self.checkpointer = Checkpointer()
+        self.full_passes = FullPasses()
         self.ticker = None
 
     async def open(self, document_id):
@@ -49,6 +51,7 @@ class Registry:
         if self.ticker is None:
             self.ticker = asyncio.get_running_loop().create_task(self._tick())
             self.checkpointer.start()
+            self.full_passes.start()
         hub.ready.set_result(None)
 
     async def close(self, hub):
@@ -129,6 +132,7 @@ async def reset():
     old = registry
     registry = Registry()
     old.checkpointer.stop()
+    old.full_passes.stop()
     tasks = [*old.bridge.tasks, *[t for t in (old.ticker, old.bridge.starting) if t]]
     for hub in old.hubs.values():
         hub.closed = True
