@@ -1,9 +1,13 @@
 """Links the hubs of one document across processes through the channel layer.
 
-Each process has one channel; a hub adds it to its document's group. Messages between
-processes are one per event (not one per socket), sent in order by a single sender task.
-With the in-memory layer there is only one process, so nothing is published, but messages
-from views (renames, locks, access changes) still arrive through it.
+Each process has one channel, in the group of all engine processes (PROCESSES) and in the
+group of each document it holds open (for the views' messages: renames, locks, access
+changes). Events between processes are one per event (not one per socket), sent in order by
+a single sender task; what queued up while the previous send was under way goes as one
+`bundle` to every process, which takes the events of the documents it holds. A
+channel-layer message per event cost each process a Redis round trip or two on each side,
+most of its CPU with a thousand documents typed in. With the in-memory layer there is only
+one process, so nothing is published, but the views' messages still arrive through it.
 
 A hub publishes only while another process holds its document too (`DocumentHub.has_peers`):
 a document open in one process costs no Redis traffic. A hub announces itself when it opens
@@ -30,6 +34,9 @@ log = logging.getLogger("tandem.bridge")
 # one for their group_add or group_discard, so they take turns; publishing already goes one
 # message at a time through the outbox, and the receive loop holds one connection of its own.
 LAYER_CALLS_AT_ONCE = 32
+PROCESSES_GROUP = "tandem.processes"
+# Events per bundle at most: channels-redis keeps a message whole in Redis and in memory.
+BUNDLE_MAX = 500
 
 
 class Bridge:
@@ -68,6 +75,7 @@ class Bridge:
         layer = get_channel_layer()
         self.channel = await layer.new_channel("tandem.process.")
         await layer.group_add(USERS_GROUP, self.channel)
+        await layer.group_add(PROCESSES_GROUP, self.channel)
         self.outbox = asyncio.Queue()
         loop = asyncio.get_running_loop()
         self.tasks = [loop.create_task(self._receive()), loop.create_task(self._send())]
@@ -123,26 +131,28 @@ class Bridge:
         if self.shared and (always or hub.has_peers()):
             message["origin"] = self.origin
             message["document"] = hub.document_id
-            self.outbox.put_nowait((document_group(hub.document_id), message))
+            self.outbox.put_nowait(message)
 
     def publish_alive(self, documents):
         """Tell every process which of our sessions are alive: [(document, [session])]."""
         if self.shared and documents:
-            message = {"type": "alive", "origin": self.origin, "documents": documents}
-            self.outbox.put_nowait((USERS_GROUP, message))
+            self.outbox.put_nowait({"type": "alive", "origin": self.origin, "documents": documents})
 
     async def _send(self):
         while True:
-            group, message = await self.outbox.get()
+            events = [await self.outbox.get()]
+            while len(events) < BUNDLE_MAX and not self.outbox.empty():
+                events.append(self.outbox.get_nowait())
+            bundle = {"type": "bundle", "origin": self.origin, "events": events}
             try:
-                await self.layer.group_send(group, message)
+                await self.layer.group_send(PROCESSES_GROUP, bundle)
             except Exception:
                 if _cancelled():
                     raise asyncio.CancelledError() from None
                 # At-most-once: the receivers notice the gap by version and read the log.
                 self.send_failures += 1
                 metrics.send_failure()
-                log.exception("channel layer send failed group=%s", group)
+                log.exception("channel layer send failed: %d events lost", len(events))
 
     async def _receive(self):
         while True:
@@ -159,10 +169,11 @@ class Bridge:
                 continue
             if message.get("origin") == self.origin:
                 continue
-            try:
-                await self.registry.dispatch(message)
-            except Exception:
-                log.exception("could not handle %s", message.get("type"))
+            for event in message["events"] if message["type"] == "bundle" else [message]:
+                try:
+                    await self.registry.dispatch(event)
+                except Exception:
+                    log.exception("could not handle %s", event.get("type"))
 
 
 def _cancelled():

@@ -86,3 +86,42 @@ async def test_hubs_opening_together_wait_for_one_start_before_publishing(layer,
     finally:
         for task in bridge.tasks:
             task.cancel()
+
+
+class Recorder:
+    """A registry that keeps what the bridge hands it."""
+
+    def __init__(self):
+        self.events = []
+
+    async def dispatch(self, event):
+        self.events.append(event)
+
+
+async def test_events_queued_together_travel_as_one_bundle_in_order(layer, monkeypatch):
+    monkeypatch.setattr(bridge_module, "get_channel_layer", lambda: layer)
+    bundles = []
+    group_send = layer.group_send
+
+    async def counted(group, message):
+        bundles.append((group, len(message["events"])))
+        await group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", counted)
+    here, there = Bridge(Recorder()), Bridge(Recorder())
+    try:
+        await asyncio.gather(here.start(), there.start())
+        hub = SimpleNamespace(document_id=5, has_peers=lambda: True)
+        for n in range(20):  # all queued before the sender task runs
+            here.publish(hub, {"type": "doc.ops", "ops": [n]})
+        for _ in range(100):
+            if len(there.registry.events) == 20:
+                break
+            await asyncio.sleep(0.02)
+        assert [event["ops"] for event in there.registry.events] == [[n] for n in range(20)]
+        assert {event["document"] for event in there.registry.events} == {5}
+        assert bundles == [(bridge_module.PROCESSES_GROUP, 20)]
+        assert here.registry.events == []  # a process skips its own bundle
+    finally:
+        for task in [*here.tasks, *there.tasks]:
+            task.cancel()
