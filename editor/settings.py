@@ -123,14 +123,14 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis-py's default 5 s socket timeout equals channels-redis's 5 s blocking
-                # read, so idle receives would time out; give the socket more room.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
-                "capacity": 5000,
-                "expiry": 30,
-            },
+            # Redis pub/sub pushes each message to the processes subscribed to it; the list-based
+            # RedisChannelLayer paid two or three Redis round trips to receive each one, and
+            # with a thousand shared documents typed in that was most of a process's CPU. The
+            # engine's messages are at-most-once either way: a gap is noticed by version and
+            # read from the op log (collab.bridge), and nothing waits in Redis for a process
+            # that is gone.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL}]},
         }
     }
 else:

@@ -4,7 +4,7 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
-from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from collab import bridge as bridge_module
 from collab.bridge import Bridge
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 
 @pytest.fixture
 async def layer(redis_url):
-    layer = RedisChannelLayer(hosts=[redis_url], prefix="tandem-test-bridge")
+    layer = RedisPubSubChannelLayer(hosts=[redis_url], prefix="tandem-test-bridge")
     yield layer
     await layer.flush()
 

@@ -85,7 +85,7 @@ async def test_only_safe_methods():
 async def test_healthy_through_redis(redis_url, settings):
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [redis_url.rsplit("/", 1)[0] + "/7"]},
         }
     }
