@@ -2,8 +2,9 @@
 
 Each hub runs `run` as its only task that changes document state. Edits that arrive while a
 commit is under way wait in the queue and are committed together in the next transaction
-(group commit), and each socket receives them in one frame. Nothing is acked or broadcast
-before the transaction holding it has committed.
+(group commit), and each socket receives them in one frame; the batches of other documents
+that wait at the same time share that transaction (collab.groupcommit). Nothing is acked or
+broadcast before the transaction holding it has committed.
 """
 
 import asyncio
@@ -71,7 +72,7 @@ async def commit_batch(hub, submissions, arrived=None):
     `arrived` maps (client_id, seq) to the monotonic time the edit reached the hub, for the
     ack latency metric.
     """
-    plan = await db(store.commit_locked)(
+    plan = await hub.registry.commits.commit(
         hub.document_id, hub.version, lambda missing: _plan(hub, submissions, missing)
     )
     if plan.missing:

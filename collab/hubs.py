@@ -9,6 +9,7 @@ from .bridge import Bridge
 from .checkpoint import Checkpointer
 from .dbthread import db
 from .fullgc import FullPasses
+from .groupcommit import GroupCommit
 from .hub import DocumentHub
 
 log = logging.getLogger("tandem.hubs")
@@ -22,6 +23,7 @@ class Registry:
         self.bridge = Bridge(self)
         self.checkpointer = Checkpointer()
         self.full_passes = FullPasses()
+        self.commits = GroupCommit()
         self.ticker = None
 
     async def open(self, document_id):
@@ -133,6 +135,7 @@ async def reset():
     registry = Registry()
     old.checkpointer.stop()
     old.full_passes.stop()
+    old.commits.stop()
     tasks = [*old.bridge.tasks, *[t for t in (old.ticker, old.bridge.starting) if t]]
     for hub in old.hubs.values():
         hub.closed = True
