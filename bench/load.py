@@ -184,11 +184,12 @@ print(json.dumps(out))
 # ---- the generator -----------------------------------------------------------------------
 
 
-def client_specs(setup, doc_ids, per_doc):
-    """Client i edits document i // per_doc as user i % per_doc, on server i % servers."""
+def client_specs(setup, doc_ids, per_doc, by_document=False):
+    """Client i edits document i // per_doc as user i % per_doc, on server i % servers (or,
+    `by_document`, on the server of its document, as a proxy routing by document would)."""
     specs = []
     for i in range(len(doc_ids) * per_doc):
-        server = setup.servers[i % len(setup.servers)]
+        server = setup.servers[(i // per_doc if by_document else i) % len(setup.servers)]
         doc = doc_ids[i // per_doc]
         specs.append({
             "url": f"{server.ws_url}/ws/documents/{doc}/",
@@ -281,9 +282,9 @@ def converged(setup, result, doc_ids):
     return True
 
 
-def typing_step(setup, doc_ids, per_doc, rate, seconds):
+def typing_step(setup, doc_ids, per_doc, rate, seconds, by_document=False):
     """One open-loop typing run at `rate` keystrokes/s per client; returns a verdict dict."""
-    specs = client_specs(setup, doc_ids, per_doc)
+    specs = client_specs(setup, doc_ids, per_doc, by_document)
     cpu = {}
 
     spies = []
@@ -362,7 +363,7 @@ def typing_row(name, setup, verdict, extra=""):
     )
 
 
-def sweep(name, setup, docs, per_doc, start_rate, args, min_seconds=0):
+def sweep(name, setup, docs, per_doc, start_rate, args, min_seconds=0, by_document=False):
     """Multiply the per-client rate until a step fails; report the highest that held."""
     doc_ids = make_documents(docs, per_doc, setup.env)
     clients = docs * per_doc
@@ -370,7 +371,7 @@ def sweep(name, setup, docs, per_doc, start_rate, args, min_seconds=0):
     rate, held, failed = start_rate, None, None
     seconds = max(args.seconds, min_seconds)
     for _ in range(args.max_steps):
-        verdict = typing_step(setup, doc_ids, per_doc, rate / clients, seconds)
+        verdict = typing_step(setup, doc_ids, per_doc, rate / clients, seconds, by_document)
         if verdict["holds"]:
             held = verdict
             rate *= args.factor
@@ -381,7 +382,7 @@ def sweep(name, setup, docs, per_doc, start_rate, args, min_seconds=0):
         rate /= args.factor  # the first rate failed: step down (twice at most)
     if held and failed and not args.quick:
         between = math.sqrt(held["rate"] * failed["rate"])
-        verdict = typing_step(setup, doc_ids, per_doc, between / clients, seconds)
+        verdict = typing_step(setup, doc_ids, per_doc, between / clients, seconds, by_document)
         if verdict["holds"]:
             held = verdict
         else:
@@ -548,12 +549,21 @@ SCENARIOS = {
     "typing10": ("10 editors x 5/s", lambda t, s, a: fixed_rate(t, s, 10, 5, a)),
     "typing100": ("100 editors x 5/s", lambda t, s, a: fixed_rate(t, s, 100, 5, a)),
     "1000x3": ("1000 docs x 3 editors", lambda t, s, a: sweep(t, s, a.docs, 3, 50, a, 10)),
+    "1000x3-routed": (
+        "1000 docs x 3 editors, routed by document",
+        lambda t, s, a: sweep(t, s, a.docs, 3, 50, a, 10, by_document=True),
+    ),
     "connect100": ("100 connect at once", lambda t, s, a: connect_storm(t, s, 100, a)),
     "connect1000": ("1000 connect at once", lambda t, s, a: connect_storm(t, s, 1000, a)),
     "idle": ("idle connections", lambda t, s, a: idle(t, s, a)),
     "open": ("open 1 MB, 100k ops", lambda t, s, a: open_big(t, s, a)),
 }
-DEFAULT_CONFIGS = {"idle": ["embedded"], "open": ["embedded", "services"]}
+# Routing by document changes nothing where there is one process.
+DEFAULT_CONFIGS = {
+    "idle": ["embedded"],
+    "open": ["embedded", "services"],
+    "1000x3-routed": ["two-processes"],
+}
 CONFIGS = ["embedded", "services", "two-processes"]
 
 
