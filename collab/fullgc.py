@@ -7,7 +7,8 @@ seconds, each a typing pause for everyone. The young passes still find the cycle
 short-lived objects; what only a full pass finds is long-lived objects that became garbage in a
 cycle, mostly sockets that closed. So the server process turns Python's own full passes off
 (`take_over`, at start-up) and the engine makes them: once the process has been quiet for a
-second, at most every MIN_SECONDS, and at least every MAX_SECONDS whatever the load.
+second and has been busy enough since the last one to leave something to find (YOUNG_PASSES,
+Python's own rule), at most every MIN_SECONDS, and at least every MAX_SECONDS whatever the load.
 """
 
 import asyncio
@@ -22,7 +23,10 @@ MIN_SECONDS = 30.0
 MAX_SECONDS = 600.0
 # Quiet: the process's threads used less than this share of a core over the last check.
 QUIET_CPU = 0.05
-# gc's third threshold counts young passes; this many never comes.
+# Python's own full passes wait for ten passes of the middle generation; an idle process with
+# ten thousand sockets open need not stop for half a second every MIN_SECONDS.
+YOUNG_PASSES = 10
+# gc's third threshold counts those passes; this many never comes.
 NEVER = 2**31 - 1
 
 _taken_over = False
@@ -45,19 +49,23 @@ def taken_over():
     return _taken_over
 
 
-def due(since_last, cpu_share):
-    """Whether a full pass should run now, `since_last` seconds after the previous one."""
+def due(since_last, cpu_share, young_passes):
+    """Whether a full pass should run now, `since_last` seconds after the previous one, with
+    `young_passes` passes of the middle generation since."""
     if since_last >= MAX_SECONDS:
         return True
-    return since_last >= MIN_SECONDS and cpu_share < QUIET_CPU
+    return since_last >= MIN_SECONDS and cpu_share < QUIET_CPU and young_passes >= YOUNG_PASSES
 
 
 class FullPasses:
     """The task that makes the full passes of a process that `take_over` was called in."""
 
-    def __init__(self, clock=time.monotonic, cpu=time.process_time):
+    def __init__(
+        self, clock=time.monotonic, cpu=time.process_time, young=lambda: gc.get_count()[2]
+    ):
         self.clock = clock
         self.cpu = cpu
+        self.young = young
         self.task = None
         self.last = clock()
 
@@ -79,7 +87,7 @@ class FullPasses:
         await asyncio.sleep(seconds)
         now = self.clock()
         share = (self.cpu() - cpu_before) / max(now - before, 1e-9)
-        if not due(now - self.last, share):
+        if not due(now - self.last, share, self.young()):
             return False
         found = gc.collect()
         self.last = self.clock()

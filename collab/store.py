@@ -6,6 +6,7 @@ has neither is Quill's empty document at version 0.
 
 import functools
 import json
+import logging
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -17,6 +18,8 @@ from editor.access import role_of
 from editor.models import Document
 
 from .models import Operation, Snapshot
+
+log = logging.getLogger("tandem.store")
 
 EMPTY_DOCUMENT = [{"insert": "\n"}]
 
@@ -82,10 +85,12 @@ def _ops_since(cursor, document_id, version, limit=None):
         cursor.execute(sql.since, [document_id, version])
     else:
         cursor.execute(f"{sql.since} LIMIT %s", [document_id, version, limit])
-    return [
-        Committed(version, Delta(json.loads(delta)), client_id, seq, author)
-        for version, delta, client_id, seq, author in cursor.fetchall()
-    ]
+    return [_committed(*row) for row in cursor.fetchall()]
+
+
+def _committed(version, delta, client_id, seq, author):
+    """A row of `since` (its columns in Committed's order) as a Committed op."""
+    return Committed(version, Delta(json.loads(delta)), client_id, seq, author)
 
 
 def find_committed(document_id, client_id, seq):
@@ -139,7 +144,8 @@ def commit_all(requests):
         try:
             return _commit_together(requests)
         except Exception:
-            pass
+            log.warning("group commit of %d documents failed; one by one", len(requests),
+                        exc_info=True)  # fmt: skip
     outcomes = []
     for document_id, known_version, plan in requests:
         try:
@@ -179,10 +185,8 @@ def _ops_since_many(cursor, known):
     cursor.execute(
         _commit_sql().since_many(len(known)), [value for pair in known for value in pair]
     )
-    for document_id, version, delta, client_id, seq, author in cursor.fetchall():
-        missing[document_id].append(
-            Committed(version, Delta(json.loads(delta)), client_id, seq, author)
-        )
+    for document_id, *op in cursor.fetchall():
+        missing[document_id].append(_committed(*op))
     return missing
 
 

@@ -49,23 +49,24 @@ def _cyclic_garbage():
 
 
 @pytest.mark.parametrize(
-    "since_last, cpu_share, expected",
+    "since_last, cpu_share, young_passes, expected",
     [
-        (5.0, 0.0, False),  # quiet, but a pass ran moments ago
-        (fullgc.MIN_SECONDS, 0.0, True),
-        (fullgc.MIN_SECONDS, 0.5, False),  # busy: a pass would pause the typing
-        (fullgc.MAX_SECONDS - 1, 0.9, False),
-        (fullgc.MAX_SECONDS, 0.9, True),  # busy for ten minutes: the garbage must go anyway
+        (5.0, 0.0, 50, False),  # quiet, but a pass ran moments ago
+        (fullgc.MIN_SECONDS, 0.0, 50, True),
+        (fullgc.MIN_SECONDS, 0.0, 3, False),  # idle since the last pass: nothing to find
+        (fullgc.MIN_SECONDS, 0.5, 50, False),  # busy: a pass would pause the typing
+        (fullgc.MAX_SECONDS - 1, 0.9, 50, False),
+        (fullgc.MAX_SECONDS, 0.9, 50, True),  # busy for ten minutes: the garbage must go anyway
     ],
 )
-def test_when_a_full_pass_is_due(since_last, cpu_share, expected):
-    assert fullgc.due(since_last, cpu_share) is expected
+def test_when_a_full_pass_is_due(since_last, cpu_share, young_passes, expected):
+    assert fullgc.due(since_last, cpu_share, young_passes) is expected
 
 
 async def test_a_quiet_process_collects_the_cycles_of_closed_objects(monkeypatch, collector_off):
     clock = Clock()
     monkeypatch.setattr(fullgc.asyncio, "sleep", clock.sleep)
-    passes = fullgc.FullPasses(clock=clock.time, cpu=clock.cpu)
+    passes = fullgc.FullPasses(clock=clock.time, cpu=clock.cpu, young=lambda: 50)
     ref = _cyclic_garbage()
 
     clock.load = 0.0
@@ -84,7 +85,7 @@ async def test_a_quiet_process_collects_the_cycles_of_closed_objects(monkeypatch
 async def test_a_busy_process_still_collects_every_max_seconds(monkeypatch, collector_off):
     clock = Clock()
     monkeypatch.setattr(fullgc.asyncio, "sleep", clock.sleep)
-    passes = fullgc.FullPasses(clock=clock.time, cpu=clock.cpu)
+    passes = fullgc.FullPasses(clock=clock.time, cpu=clock.cpu, young=lambda: 50)
     ref = _cyclic_garbage()
     clock.load = 1.0
     assert await passes.check(fullgc.MAX_SECONDS - 1) is False
