@@ -37,6 +37,14 @@ def collector_off():
         gc.enable()
 
 
+@pytest.fixture
+def timed(monkeypatch):
+    """Full passes on the test's clock, with the process always active enough for one."""
+    clock = Clock()
+    monkeypatch.setattr(fullgc.asyncio, "sleep", clock.sleep)
+    return clock, fullgc.FullPasses(clock=clock.time, cpu=clock.cpu, young=lambda: 50)
+
+
 def _cyclic_garbage():
     class Node:
         pass
@@ -63,10 +71,8 @@ def test_when_a_full_pass_is_due(since_last, cpu_share, young_passes, expected):
     assert fullgc.due(since_last, cpu_share, young_passes) is expected
 
 
-async def test_a_quiet_process_collects_the_cycles_of_closed_objects(monkeypatch, collector_off):
-    clock = Clock()
-    monkeypatch.setattr(fullgc.asyncio, "sleep", clock.sleep)
-    passes = fullgc.FullPasses(clock=clock.time, cpu=clock.cpu, young=lambda: 50)
+async def test_a_quiet_process_collects_the_cycles_of_closed_objects(timed, collector_off):
+    clock, passes = timed
     ref = _cyclic_garbage()
 
     clock.load = 0.0
@@ -82,10 +88,8 @@ async def test_a_quiet_process_collects_the_cycles_of_closed_objects(monkeypatch
     assert await passes.check(1) is False  # and the next one is MIN_SECONDS away again
 
 
-async def test_a_busy_process_still_collects_every_max_seconds(monkeypatch, collector_off):
-    clock = Clock()
-    monkeypatch.setattr(fullgc.asyncio, "sleep", clock.sleep)
-    passes = fullgc.FullPasses(clock=clock.time, cpu=clock.cpu, young=lambda: 50)
+async def test_a_busy_process_still_collects_every_max_seconds(timed, collector_off):
+    clock, passes = timed
     ref = _cyclic_garbage()
     clock.load = 1.0
     assert await passes.check(fullgc.MAX_SECONDS - 1) is False
