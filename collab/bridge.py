@@ -1,6 +1,6 @@
 """Links the hubs of one document across processes through the channel layer.
 
-Each process has one channel, in the group of all engine processes (PROCESSES) and in the
+Each process has one channel, in the group of all engine processes (PROCESSES_GROUP) and in the
 group of each document it holds open (for the views' messages: renames, locks, access
 changes). Events between processes are one per event (not one per socket), sent in order by
 a single sender task; what queued up while the previous send was under way goes as one
@@ -29,6 +29,7 @@ from . import metrics
 
 log = logging.getLogger("tandem.bridge")
 
+# With channels-redis's list layer (RedisChannelLayer, which a deployment may still configure),
 # redis-py gives a pool at most 100 connections and fails the 101st asked for at once
 # ("Too many connections"). A thousand documents opening or closing together would each want
 # one for their group_add or group_discard, so they take turns; publishing already goes one

@@ -45,10 +45,6 @@ def take_over():
     _taken_over = True
 
 
-def taken_over():
-    return _taken_over
-
-
 def due(since_last, cpu_share, young_passes):
     """Whether a full pass should run now, `since_last` seconds after the previous one, with
     `young_passes` passes of the middle generation since."""

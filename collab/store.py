@@ -225,12 +225,13 @@ class _CommitSQL:
         return f"SELECT {columns} FROM {self.log} WHERE {which} ORDER BY {document}, {version}"
 
     def insert_many(self, count):
-        one = f"({', '.join(['%s'] * len(_LOG_COLUMNS))})"
-        return self.insert.rsplit(" VALUES ", 1)[0] + " VALUES " + ", ".join([one] * count)
+        """`insert` with `count` rows of values: `insert` ends with the placeholders of one."""
+        return self.insert + f", {_ROW}" * (count - 1)
 
 
 _LOG_COLUMNS = ["document_id", "version", "delta", "author_id", "client_id", "seq", "created_at"]
 _SINCE_COLUMNS = ["version", "delta", "client_id", "seq", "author_id"]  # Committed's order
+_ROW = f"({', '.join(['%s'] * len(_LOG_COLUMNS))})"
 
 
 def _quote(name):
@@ -239,28 +240,22 @@ def _quote(name):
 
 @functools.cache
 def _commit_sql():
-    quote = connection.ops.quote_name
-    documents = quote(Document._meta.db_table)
-    log = quote(Operation._meta.db_table)
+    documents = _quote(Document._meta.db_table)
+    log = _quote(Operation._meta.db_table)
     lock = None
     if connection.features.has_select_for_update:
-        lock = f"SELECT {quote('id')} FROM {documents} WHERE {quote('id')} = %s FOR UPDATE"
-    columns = _LOG_COLUMNS
-    since_columns = _SINCE_COLUMNS
+        lock = f"SELECT {_quote('id')} FROM {documents} WHERE {_quote('id')} = %s FOR UPDATE"
     return _CommitSQL(
         lock=lock,
         since=(
-            f"SELECT {', '.join(quote(c) for c in since_columns)} FROM {log} "
-            f"WHERE {quote('document_id')} = %s AND {quote('version')} > %s "
-            f"ORDER BY {quote('version')}"
+            f"SELECT {', '.join(_quote(c) for c in _SINCE_COLUMNS)} FROM {log} "
+            f"WHERE {_quote('document_id')} = %s AND {_quote('version')} > %s "
+            f"ORDER BY {_quote('version')}"
         ),
-        insert=(
-            f"INSERT INTO {log} ({', '.join(quote(c) for c in columns)}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))})"
-        ),
+        insert=f"INSERT INTO {log} ({', '.join(_quote(c) for c in _LOG_COLUMNS)}) VALUES {_ROW}",
         find=(
-            f"SELECT {quote('version')} FROM {log} WHERE {quote('document_id')} = %s "
-            f"AND {quote('client_id')} = %s AND {quote('seq')} = %s"
+            f"SELECT {_quote('version')} FROM {log} WHERE {_quote('document_id')} = %s "
+            f"AND {_quote('client_id')} = %s AND {_quote('seq')} = %s"
         ),
         documents=documents,
         log=log,

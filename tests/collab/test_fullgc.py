@@ -103,7 +103,7 @@ def test_taking_over_freezes_start_up_and_stops_pythons_full_passes(monkeypatch)
     monkeypatch.setattr(fullgc, "_taken_over", False)
     try:
         fullgc.take_over()
-        assert fullgc.taken_over()
+        assert fullgc._taken_over
         assert gc.get_threshold()[:2] == threshold[:2]
         assert gc.get_threshold()[2] == fullgc.NEVER
         assert gc.get_freeze_count() > 0
