@@ -135,11 +135,16 @@ def commit_all(requests):
     Open documents are typed into a few edits a second each; a transaction per edit was most
     of the cost of an edit, in the database and in the thread hand-off, so the commits of all
     documents that wait together share one. The documents are locked in id order, as every
-    process does, so two processes never wait for each other in a cycle. If anything fails,
-    the transaction is rolled back and each document is committed on its own, so one
-    document's failure never fails another's edits.
+    process does, so two processes never wait for each other in a cycle. On PostgreSQL the
+    commit is first tried as one statement (`_commit_unopposed`). If anything fails, the
+    transaction is rolled back and each document is committed on its own, so one document's
+    failure never fails another's edits.
     """
     documents = [document_id for document_id, _, _ in requests]
+    if len(set(documents)) == len(documents):
+        outcomes = _commit_unopposed(requests, documents)
+        if outcomes is not None:
+            return outcomes
     if len(requests) > 1 and len(set(documents)) == len(documents):
         try:
             return _commit_together(requests)
@@ -153,6 +158,39 @@ def commit_all(requests):
         except Exception as error:
             outcomes.append(error)
     return outcomes
+
+
+def _commit_unopposed(requests, documents):
+    """`commit_all` when no other process committed to the documents since their known
+    versions, which is nearly always: one statement, so one round trip to PostgreSQL where the
+    locking transaction takes five (1.3 ms against 0.5 on the development machine). Returns
+    None when that was not so, or cannot be done this way, having written nothing.
+
+    The statement locks the documents as the transaction does, so a locking commit never finds
+    its versions taken between its read and its insert. Each batch is planned as if nothing
+    were missing; if another process took one of those versions first, the unique version
+    constraint fails the statement and the caller commits with the lock.
+    """
+    sql = _commit_sql()
+    if sql.unopposed is None or connection.in_atomic_block:
+        return None
+    try:
+        outcomes = [plan([]) for _, _, plan in requests]
+    except Exception:
+        return None  # each plan fails again on its own in the per-document commit
+    records = []
+    for (document_id, known_version, _), outcome in zip(requests, outcomes, strict=True):
+        if not outcome.committed or outcome.committed[0].version != known_version + 1:
+            return None  # only resends or refusals: what was missing decides their replies
+        records.extend(_record(document_id, op) for op in outcome.committed)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.unopposed, [documents, now, json.dumps(records), len(documents)])
+            inserted = cursor.rowcount
+    except IntegrityError:
+        return None
+    return outcomes if inserted == len(records) else None  # 0 rows: a document is gone
 
 
 # Rows per INSERT statement: 7 parameters each stays far below SQLite's 32,766.
@@ -209,6 +247,7 @@ class _CommitSQL:
     find: str
     documents: str
     log: str
+    unopposed: str | None
 
     def lock_many(self, count):
         """Locks `count` documents in id order: a lock taken row by row as they come sorted."""
@@ -245,6 +284,9 @@ def _commit_sql():
     lock = None
     if connection.features.has_select_for_update:
         lock = f"SELECT {_quote('id')} FROM {documents} WHERE {_quote('id')} = %s FOR UPDATE"
+    unopposed = None
+    if connection.vendor == "postgresql":
+        unopposed = _unopposed_sql(documents, log)
     return _CommitSQL(
         lock=lock,
         since=(
@@ -259,6 +301,35 @@ def _commit_sql():
         ),
         documents=documents,
         log=log,
+        unopposed=unopposed,
+    )
+
+
+def _record(document_id, op):
+    return {"document_id": document_id, "version": op.version, "delta": op.delta.ops,
+            "author_id": op.user, "client_id": op.client_id, "seq": op.seq}  # fmt: skip
+
+
+def _unopposed_sql(documents, log):
+    """PostgreSQL: lock the documents (a list of ids) in id order, then insert the rows (their
+    time, and one JSON array of `_record`s) only if every document was there to lock (their
+    count).
+
+    The rows travel as one JSON text, so the statement's text and parameters are the same for
+    any number of rows: psycopg parses a statement with more than 50 parameters anew at every
+    execution (about 5 us a parameter), and quotes each element of an array with a regex.
+    """
+    fields = {field.column: field for field in Operation._meta.concrete_fields}
+    columns = _LOG_COLUMNS[:-1]  # created_at is the parameter
+    id_type = Document._meta.pk.rel_db_type(connection)
+    types = ", ".join(f"{_quote(c)} {fields[c].db_type(connection)}" for c in columns)
+    return (
+        f"WITH locked AS (SELECT {_quote('id')} FROM {documents} "
+        f"WHERE {_quote('id')} = ANY(%s::{id_type}[]) ORDER BY {_quote('id')} FOR UPDATE) "
+        f"INSERT INTO {log} ({', '.join(_quote(c) for c in _LOG_COLUMNS)}) "
+        f"SELECT {', '.join(_quote(c) for c in columns)}, %s "
+        f"FROM json_to_recordset(%s::json) AS r({types}) "
+        f"WHERE (SELECT count(*) FROM locked) = %s"
     )
 
 

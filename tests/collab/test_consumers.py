@@ -71,13 +71,13 @@ async def test_edits_that_arrive_together_go_out_as_one_frame(
     carol_user = await sync_to_async(lambda: share(make_user("carol"), "editor"))()
     carol = await connect(carol_user, document)
     first_commit = threading.Event()
-    real_commit = store.commit_locked
+    real_commit = store.commit_all
 
     def held_commit(*args):
         first_commit.wait(5)  # The edits below queue up meanwhile.
         return real_commit(*args)
 
-    store.commit_locked = held_commit
+    store.commit_all = held_commit
     try:
         await alice.submit(0, [{"insert": "a"}])
         await asyncio.sleep(0.05)
@@ -97,7 +97,7 @@ async def test_edits_that_arrive_together_go_out_as_one_frame(
             with pytest.raises(asyncio.TimeoutError):
                 await client.receive_type(("ack", "ops"), timeout=0.2)
     finally:
-        store.commit_locked = real_commit
+        store.commit_all = real_commit
         first_commit.set()
     assert (await content_in_db(document))[0] == 3
 

@@ -1,7 +1,10 @@
 """The engine's SQL on the op log: commit, what others committed meanwhile, finding a resend."""
 
+import threading
+import time
+
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from collab import store
@@ -45,11 +48,15 @@ def test_find_committed_names_the_version_of_a_client_edit(document):
 
 
 def typing(client_id, seq, text, seen=None):
-    """A plan that commits `text` at the start of the document, after what it was missing."""
+    """A plan that commits `text` at the start of the document, after what it was missing.
+
+    `seen[client_id]` is what it was last missing: on PostgreSQL a plan runs first as if it
+    missed nothing, and again when it did.
+    """
 
     def plan(missing):
         if seen is not None:
-            seen.append([op.version for op in missing])
+            seen[client_id] = [op.version for op in missing]
         version = (missing[-1].version if missing else 0) + 1
         op = store.Committed(version, Delta([{"insert": text}]), client_id, seq, None)
         return Plan(missing, None, [op], [], None)
@@ -60,7 +67,7 @@ def typing(client_id, seq, text, seen=None):
 def test_documents_commit_together_in_one_transaction(document, owner):
     others = [Document.objects.create(title=f"Doc {n}", owner=owner) for n in range(3)]
     commit(others[1].pk, 0, "client-eeee", 1, "e")  # already one op in
-    seen = []
+    seen = {}
     requests = [
         (doc.pk, 0, typing(f"client-{n:04}", 1, str(n), seen))
         for n, doc in enumerate([*others, document])
@@ -69,10 +76,12 @@ def test_documents_commit_together_in_one_transaction(document, owner):
         outcomes = store.commit_all(requests)
     assert [outcome.committed[0].version for outcome in outcomes] == [1, 2, 1, 1]
     # Each plan got its own document's missing ops, whatever the order of the requests.
-    assert sorted(seen) == [[], [], [], [1]]
+    assert sorted(seen.values()) == [[], [], [], [1]]
     assert store.load(others[1].pk).content.ops == [{"insert": "1e\n"}]
     assert store.load(document.pk).content.ops == [{"insert": "3\n"}]
     statements = [q["sql"] for q in queries.captured_queries]
+    if connection.vendor == "postgresql":  # the one-statement commit first, which failed
+        assert statements.pop(0).startswith("WITH locked")
     inserts = [sql for sql in statements if sql.startswith("INSERT")]
     assert len(inserts) == 1  # one statement for the four documents' rows
     assert len(statements) <= 5  # lock, read, insert, and the transaction's own
@@ -102,3 +111,82 @@ def test_two_batches_of_one_document_in_a_group_commit_one_after_the_other(docum
     )
     assert [outcome.committed[0].version for outcome in outcomes] == [1, 2]
     assert store.load(document.pk).content.ops == [{"insert": "ba\n"}]
+
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the one-statement commit is PostgreSQL's"
+)
+
+
+@postgresql_only
+def test_commits_with_nothing_missing_are_one_statement(document, owner):
+    others = [Document.objects.create(title=f"Doc {n}", owner=owner) for n in range(2)]
+    seen = {}
+    requests = [
+        (doc.pk, 0, typing(f"client-{n:04}", 1, f"é{n}", seen))
+        for n, doc in enumerate([document, *others])
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = store.commit_all(requests)
+    assert len(queries.captured_queries) == 1  # lock and insert, in its own transaction
+    assert [outcome.committed[0].version for outcome in outcomes] == [1, 1, 1]
+    assert list(seen.values()) == [[], [], []]
+    for n, doc in enumerate([document, *others]):
+        assert store.load(doc.pk).content.ops == [{"insert": f"é{n}\n"}]
+    assert store.find_committed(others[1].pk, "client-0002", 1) == 1
+
+
+@postgresql_only
+def test_the_one_statement_commit_waits_for_a_locking_commit(document):
+    """A locking commit that has read the log must still find its version free to insert."""
+    locked, failure = threading.Event(), []
+
+    def plan(missing):
+        locked.set()
+        time.sleep(0.3)  # the other commit comes now
+        return typing("client-bbbb", 1, "b")(missing)
+
+    def locking_commit():
+        try:
+            store.commit_locked(document.pk, 0, plan)
+        except Exception as error:
+            failure.append(error)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=locking_commit)
+    thread.start()
+    assert locked.wait(5)
+    seen = {}
+    outcomes = store.commit_all([(document.pk, 0, typing("client-aaaa", 1, "a", seen))])
+    thread.join()
+    assert failure == []
+    assert outcomes[0].committed[0].version == 2
+    assert seen == {"client-aaaa": [1]}
+    assert store.load(document.pk).content.ops == [{"insert": "ab\n"}]
+
+
+def test_a_version_another_process_took_first_is_planned_again_with_it(document):
+    commit(document.pk, 0, "client-bbbb", 1, "b")  # another process, unknown to this one
+    seen = {}
+    outcomes = store.commit_all([(document.pk, 0, typing("client-aaaa", 1, "a", seen))])
+    assert outcomes[0].committed[0].version == 2
+    assert seen == {"client-aaaa": [1]}
+    assert store.load(document.pk).content.ops == [{"insert": "ab\n"}]
+    assert [op.version for op in store.ops_since(document.pk, 0)] == [1, 2]
+
+
+def test_a_deleted_document_fails_alone(document, owner):
+    gone = Document.objects.create(title="Gone", owner=owner)
+    gone_id = gone.pk
+    gone.delete()
+    outcomes = store.commit_all(
+        [
+            (gone_id, 0, typing("client-aaaa", 1, "a")),
+            (document.pk, 0, typing("client-bbbb", 1, "b")),
+        ]
+    )
+    assert isinstance(outcomes[0], Exception)
+    assert outcomes[1].committed[0].version == 1
+    assert store.load(document.pk).content.ops == [{"insert": "b\n"}]
+    assert store.ops_since(gone_id, 0) == []
