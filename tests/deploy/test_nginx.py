@@ -172,7 +172,7 @@ def deployment(postgres_url, redis_url, tmp_path):
         nginx.conf.write_text(nginx_main_conf(tmp_path, site))
         nginx.start()
         yield {"port": port, "document": document["Launch"], "servers": servers,
-               "static_root": static_root, "nginx": nginx}  # fmt: skip
+               "static_root": static_root, "nginx": nginx, "env": env}  # fmt: skip
     finally:
         if nginx is not None:
             nginx.stop()
@@ -217,10 +217,12 @@ def log_in(port, username):
     return cookies_of(response)["sessionid"]
 
 
-async def open_editor(port, document, session_id, client_id):
+async def open_editor(port, document, session_id, client_id, origin_port=None):
+    """A socket through nginx at `port`, or straight to a daphne (then `origin_port` is
+    nginx's, the origin the browser would send)."""
     socket = await websockets.connect(
         f"ws://127.0.0.1:{port}/ws/documents/{document}/",
-        origin=f"http://127.0.0.1:{port}",
+        origin=f"http://127.0.0.1:{origin_port or port}",
         additional_headers={"Cookie": f"sessionid={session_id}"},
     )
     await socket.send(json.dumps({"type": "hello", "client_id": client_id, "version": None}))
@@ -309,28 +311,34 @@ def test_nginx_in_front_of_two_daphnes(deployment):
     document = deployment["document"]
 
     async def edit_together():
-        # least_conn puts the second socket on the other daphne: the edit crosses Redis.
+        # Through nginx both sockets of the document reach the same daphne. A socket straight
+        # to each daphne as well: on the other one the edit crosses Redis.
         first = await open_editor(port, document, nina, "deploy-nina-1")
         joined = await next_of_type(first, "joined")
-        second = await open_editor(port, document, omar, "deploy-omar-1")
-        await next_of_type(second, "joined")
+        others = [await open_editor(port, document, omar, "deploy-omar-1")]
+        for n, server in enumerate(deployment["servers"]):
+            others.append(await open_editor(server.port, document, omar, f"deploy-omar-d{n}",
+                                            origin_port=port))  # fmt: skip
+        for other in others:
+            await next_of_type(other, "joined")
         await first.send(json.dumps({"type": "submit", "seq": 1, "version": joined["version"],
                                      "delta": [{"insert": "Hello"}]}))  # fmt: skip
         ack = await next_of_type(first, "ack")
-        ops = await next_of_type(second, "ops")
-        await first.close()
-        await second.close()
-        return joined["version"], ack, ops
+        received = [await next_of_type(other, "ops") for other in others]
+        for socket in (first, *others):
+            await socket.close()
+        return joined["version"], ack, received
 
     first_event = event_stream_first_event(port, document, nina)
     if first_event is not None:  # the HTTP fallback transport, where it exists
         assert first_event["type"] == "transport"
 
-    version, ack, ops = asyncio.run(edit_together())
+    version, ack, received = asyncio.run(edit_together())
     assert ack == {"type": "ack", "seq": 1, "version": version + 1}
-    assert [(op["version"], op["delta"], op["client_id"]) for op in ops["ops"]] == [
-        (version + 1, [{"insert": "Hello"}], "deploy-nina-1")
-    ]
+    for ops in received:
+        assert [(op["version"], op["delta"], op["client_id"]) for op in ops["ops"]] == [
+            (version + 1, [{"insert": "Hello"}], "deploy-nina-1")
+        ]
 
     # Every daphne log line is one JSON object; the engine's records carry their fields.
     deadline = time.monotonic() + 10
@@ -348,7 +356,7 @@ def test_nginx_in_front_of_two_daphnes(deployment):
     connects = [e for e in tandem if e.get("event") == "connect"]
     if connects:  # the engine's structured fields
         assert {e["doc"] for e in connects} == {document}
-        assert sum(e.get("transport", "websocket") == "websocket" for e in connects) == 2
+        assert sum(e.get("transport", "websocket") == "websocket" for e in connects) == 4
         assert sum(e.get("event") == "disconnect" for e in tandem) == len(connects)
     for server in deployment["servers"]:
         stray = [
@@ -357,3 +365,32 @@ def test_nginx_in_front_of_two_daphnes(deployment):
             if line.strip() and not line.startswith(("{", "===="))
         ]
         assert not stray, f"daphne wrote lines that are not JSON:\n{stray[:10]}"
+
+
+def test_nginx_sends_each_documents_sockets_to_one_daphne(deployment):
+    port = deployment["port"]
+    titles = [f"Routed {n}" for n in range(16)]
+    documents = create_documents("nina", titles, env=deployment["env"])
+    nina = log_in(port, "nina")
+
+    async def open_each_twice():
+        for title in titles:
+            sockets = [
+                await open_editor(port, documents[title], nina, f"route-{title[7:]}-{n}")
+                for n in range(2)
+            ]
+            for socket in sockets:
+                await next_of_type(socket, "joined")
+                await socket.close()
+
+    asyncio.run(open_each_twice())
+    served = []  # the documents each daphne saw a socket of
+    for server in deployment["servers"]:
+        entries = log_entries([server])
+        served.append([entry["doc"] for entry in entries if entry.get("event") == "connect"])
+    assert sorted(doc for docs in served for doc in docs) == sorted(
+        [documents[title] for title in titles] * 2
+    )
+    first, second = (set(docs) for docs in served)
+    assert first.isdisjoint(second), "a document's sockets were split between processes"
+    assert first and second, "every document went to one process (16 documents, 2 processes)"
