@@ -15,6 +15,11 @@ from editor.models import Document
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the one-statement commit is PostgreSQL's"
+)
+
+
 def commit(document_id, known_version, client_id, seq, text):
     seen = {}
 
@@ -65,8 +70,12 @@ def typing(client_id, seq, text, seen=None):
 
 
 def test_documents_commit_together_in_one_transaction(document, owner):
+    """Documents that others wrote to since their known versions: locked, read and written in
+    one transaction (on PostgreSQL after the one-statement commit left them all out)."""
     others = [Document.objects.create(title=f"Doc {n}", owner=owner) for n in range(3)]
-    commit(others[1].pk, 0, "client-eeee", 1, "e")  # already one op in
+    for doc in [*others, document]:
+        commit(doc.pk, 0, "client-eeee", 1, "e")  # one op in each already
+    commit(others[1].pk, 1, "client-eeee", 2, "f")  # and a second in this one
     seen = {}
     requests = [
         (doc.pk, 0, typing(f"client-{n:04}", 1, str(n), seen))
@@ -74,17 +83,40 @@ def test_documents_commit_together_in_one_transaction(document, owner):
     ]
     with CaptureQueriesContext(connection) as queries:
         outcomes = store.commit_all(requests)
-    assert [outcome.committed[0].version for outcome in outcomes] == [1, 2, 1, 1]
+    assert [outcome.committed[0].version for outcome in outcomes] == [2, 3, 2, 2]
     # Each plan got its own document's missing ops, whatever the order of the requests.
-    assert sorted(seen.values()) == [[], [], [], [1]]
-    assert store.load(others[1].pk).content.ops == [{"insert": "1e\n"}]
-    assert store.load(document.pk).content.ops == [{"insert": "3\n"}]
+    assert sorted(seen.values()) == [[1], [1], [1], [1, 2]]
+    assert store.load(others[1].pk).content.ops == [{"insert": "1fe\n"}]
+    assert store.load(document.pk).content.ops == [{"insert": "3e\n"}]
     statements = [q["sql"] for q in queries.captured_queries]
-    if connection.vendor == "postgresql":  # the one-statement commit first, which failed
+    if connection.vendor == "postgresql":  # the one-statement commit first, which wrote none
         assert statements.pop(0).startswith("WITH locked")
     inserts = [sql for sql in statements if sql.startswith("INSERT")]
     assert len(inserts) == 1  # one statement for the four documents' rows
     assert len(statements) <= 5  # lock, read, insert, and the transaction's own
+
+
+@postgresql_only
+def test_a_document_others_wrote_to_is_left_to_the_locked_commit(document, owner):
+    other = Document.objects.create(title="Other", owner=owner)
+    commit(other.pk, 0, "client-eeee", 1, "e")  # by another process
+    seen = {}
+    requests = [
+        (other.pk, 0, typing("client-aaaa", 1, "a", seen)),
+        (document.pk, 0, typing("client-bbbb", 1, "b", seen)),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = store.commit_all(requests)
+    assert [outcome.committed[0].version for outcome in outcomes] == [2, 1]
+    assert seen == {"client-aaaa": [1], "client-bbbb": []}
+    assert store.load(other.pk).content.ops == [{"insert": "ae\n"}]
+    assert store.load(document.pk).content.ops == [{"insert": "b\n"}]
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert statements[0].startswith("WITH locked")  # wrote `document`'s row
+    # then `other`'s transaction: begin, lock, read, insert, commit
+    assert [sql.split()[0] for sql in statements[1:]] == [
+        "BEGIN", "SELECT", "SELECT", "INSERT", "COMMIT"
+    ]  # fmt: skip
 
 
 def test_one_documents_failure_leaves_the_others_committed(document, owner):
@@ -111,11 +143,6 @@ def test_two_batches_of_one_document_in_a_group_commit_one_after_the_other(docum
     )
     assert [outcome.committed[0].version for outcome in outcomes] == [1, 2]
     assert store.load(document.pk).content.ops == [{"insert": "ba\n"}]
-
-
-postgresql_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="the one-statement commit is PostgreSQL's"
-)
 
 
 @postgresql_only
