@@ -326,6 +326,10 @@ def _unopposed_sql(documents, log):
     lock (their count), insert the rows (their time, and one JSON array of `_record`s) of each
     document whose log has nothing after its known version; return their document ids.
 
+    The newest version is a scalar subquery per row, which PostgreSQL answers from the end of
+    the (document, version) index; as NOT EXISTS it was planned as an anti-join on a scan of
+    the whole log (58 ms with 200,000 ops in it).
+
     The rows travel as one JSON text, so the statement's text and parameters are the same for
     any number of rows: psycopg parses a statement with more than 50 parameters anew at every
     execution (about 5 us a parameter), and quotes each element of an array with a regex.
@@ -341,8 +345,8 @@ def _unopposed_sql(documents, log):
         f"INSERT INTO {log} ({', '.join(_quote(c) for c in _LOG_COLUMNS)}) "
         f"SELECT {', '.join(f'r.{_quote(c)}' for c in columns)}, %s "
         f"FROM json_to_recordset(%s::json) AS r({types}, {_quote('known')} integer) "
-        f"WHERE (SELECT count(*) FROM locked) = %s AND NOT EXISTS (SELECT 1 FROM {log} AS o "
-        f"WHERE o.{document} = r.{document} AND o.{version} > r.{_quote('known')}) "
+        f"WHERE (SELECT count(*) FROM locked) = %s AND COALESCE((SELECT max(o.{version}) "
+        f"FROM {log} AS o WHERE o.{document} = r.{document}), 0) <= r.{_quote('known')} "
         f"RETURNING {document}"
     )
 

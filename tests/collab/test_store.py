@@ -1,11 +1,13 @@
 """The engine's SQL on the op log: commit, what others committed meanwhile, finding a resend."""
 
+import json
 import threading
 import time
 
 import pytest
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from collab import store
 from collab.commit import Plan
@@ -217,3 +219,25 @@ def test_a_deleted_document_fails_alone(document, owner):
     assert outcomes[1].committed[0].version == 1
     assert store.load(document.pk).content.ops == [{"insert": "b\n"}]
     assert store.ops_since(gone_id, 0) == []
+
+
+@postgresql_only
+def test_the_one_statement_commit_reads_only_the_end_of_a_long_log(document):
+    """Planned against a long log, the statement looks up each document's newest version in
+    the index; it never scans the log."""
+    log_table = store._commit_sql().log
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {log_table} (document_id, version, delta, client_id, seq, created_at) "
+            "SELECT %s, g, '[]', 'bulk', g, now() FROM generate_series(1, 50000) AS g",
+            [document.pk],
+        )
+        cursor.execute(f"ANALYZE {log_table}")
+        record = store._record(document.pk, 50000, typing("client-aaaa", 1, "a")([]).committed[0])
+        cursor.execute(
+            "EXPLAIN " + store._commit_sql().unopposed,
+            [[document.pk], timezone.now(), json.dumps([record]), 1],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Only Scan Backward" in plan, plan
+    assert "Seq Scan on collab_operation" not in plan, plan
