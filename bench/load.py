@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.calibrate import describe  # noqa: E402
 from tests.live_server import (  # noqa: E402
     DaphneServer,
     manage,
@@ -581,6 +582,19 @@ def table(rows):
     return "\n".join(lines)
 
 
+def calibrate():
+    """The machine's speed now (bench/calibrate.py), in words, from a process of its own."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "calibrate.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        return f"unknown ({done.stderr.strip()[-200:]})"
+    return describe(json.loads(done.stdout))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
@@ -611,6 +625,8 @@ def main():
     rows = []
     log_dir = tempfile.mkdtemp(prefix="tandem-load-")
     log(f"server logs in {log_dir}; pinned: {PINNED}")
+    machine = [calibrate()]
+    log(f"machine: {machine[0]}")
     for config in args.config or CONFIGS:
         wanted = [
             key for key in scenarios if args.scenario or config in DEFAULT_CONFIGS.get(key, CONFIGS)
@@ -628,7 +644,9 @@ def main():
                 rows.append(Row(SCENARIOS[key][0], config, "error", note=repr(error)[:200]))
             finally:
                 setup.stop()
+    machine.append(calibrate())
     print(table(rows))
+    print(f"\nMachine (bench/calibrate.py): before the run {machine[0]}; after, {machine[1]}.")
 
 
 if __name__ == "__main__":
