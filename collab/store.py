@@ -316,9 +316,9 @@ def _commit_sql():
 
 
 def _record(document_id, known_version, op):
-    return {"document_id": document_id, "known": known_version, "version": op.version,
-            "delta": op.delta.ops, "author_id": op.user, "client_id": op.client_id,
-            "seq": op.seq}  # fmt: skip
+    """An op as one object of `_unopposed_sql`'s JSON: its keys are the statement's columns."""
+    values = (document_id, op.version, op.delta.ops, op.user, op.client_id, op.seq)
+    return {**dict(zip(_LOG_COLUMNS[:-1], values, strict=True)), "known": known_version}
 
 
 def _unopposed_sql(documents, log):
