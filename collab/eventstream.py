@@ -21,7 +21,7 @@ from channels.layers import get_channel_layer
 
 # Module imports: session -> hubs -> eventstream -> session/hubs is a cycle.
 from . import hubs, metrics, session
-from .protocol import encode
+from .protocol import CLOSE_PROTOCOL, encode
 
 log = logging.getLogger("tandem.eventstream")
 
@@ -140,7 +140,7 @@ def deliver(stream, user_id, number, lines):
     if not stream.accept(number, lines):
         log.warning("closing a stream whose POSTs never arrived in order", extra={
             "event": "refused", "session": stream.edit.session})  # fmt: skip
-        asyncio.get_running_loop().create_task(stream.edit.close(session.CLOSE_PROTOCOL))
+        asyncio.get_running_loop().create_task(stream.edit.close(CLOSE_PROTOCOL))
     return True
 
 

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from . import metrics, presence, store
 from .dbthread import db, in_snapshot_thread
-from .protocol import ProtocolError, encode
+from .protocol import CLOSE_NO_ACCESS, CLOSE_SILENT, ProtocolError, encode
 
 log = logging.getLogger("tandem.hub")
 
@@ -175,7 +175,7 @@ class DocumentHub:
         now = time.monotonic()
         for consumer in list(self.connections.values()):
             if now - consumer.last_heard > settings.TANDEM_HEARTBEAT_TIMEOUT:
-                await consumer.close(code=4408)
+                await consumer.close(code=CLOSE_SILENT)
         for session in self.remote.expired():
             frame = encode({"type": "leave", "session": session})
             await self.fan_out(frame, list(self.connections.values()))
@@ -236,7 +236,7 @@ class DocumentHub:
             await self.fan_out(encode({"type": "title", "title": change["title"]}), consumers)
         if change.get("revoke_all"):
             for consumer in consumers:
-                await consumer.close(code=4404)
+                await consumer.close(code=CLOSE_NO_ACCESS)
             return
         roles = None
         if change.get("access_changed"):
@@ -249,7 +249,7 @@ class DocumentHub:
         for consumer in consumers:
             if roles is not None:
                 if roles[consumer.user_id] is None:
-                    await consumer.close(code=4404)
+                    await consumer.close(code=CLOSE_NO_ACCESS)
                     continue
                 consumer.role = roles[consumer.user_id]
             readonly = consumer.role == "viewer" or self.locked

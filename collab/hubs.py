@@ -11,6 +11,7 @@ from .dbthread import db
 from .fullgc import FullPasses
 from .groupcommit import GroupCommit
 from .hub import DocumentHub
+from .protocol import CLOSE_UNAUTHENTICATED
 
 log = logging.getLogger("tandem.hubs")
 
@@ -122,7 +123,7 @@ class Registry:
         for hub in list(self.hubs.values()):
             for consumer in list(hub.connections.values()):
                 if consumer.user_id == user_id:
-                    await consumer.close(code=4401)
+                    await consumer.close(code=CLOSE_UNAUTHENTICATED)
 
 
 registry = Registry()

@@ -12,6 +12,13 @@ from collab.ot import Delta, DeltaError, parse_delta
 
 MAX_VERSION = 2**31 - 1
 
+# Closing codes (docs/protocol.md).
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NO_ACCESS = 4404
+CLOSE_PROTOCOL = 4400
+CLOSE_FLOOD = 4429
+CLOSE_SILENT = 4408
+
 
 class ProtocolError(Exception):
     def __init__(self, code, message, seq=None):

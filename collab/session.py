@@ -21,6 +21,11 @@ from . import hubs, metrics, presence
 from .dbthread import db
 from .hub import HubClosed
 from .protocol import (
+    CLOSE_FLOOD,
+    CLOSE_NO_ACCESS,
+    CLOSE_PROTOCOL,
+    CLOSE_SILENT,
+    CLOSE_UNAUTHENTICATED,
     Fetch,
     Hello,
     Limits,
@@ -33,13 +38,6 @@ from .protocol import (
 )
 
 log = logging.getLogger("tandem.session")
-
-# Closing codes (docs/protocol.md).
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_NO_ACCESS = 4404
-CLOSE_PROTOCOL = 4400
-CLOSE_FLOOD = 4429
-CLOSE_SILENT = 4408
 
 # Protocol errors tolerated in one session before it is closed.
 MAX_ERRORS = 20
