@@ -49,6 +49,8 @@ PINNED = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 # Hold criteria of a typing step.
 MIN_ACHIEVED = 0.95
 MAX_REMOTE_P99_MS = 50.0
+# Steps of a sweep spent between the last rate that held and the first that failed.
+REFINE_STEPS = 2
 
 
 def log(text):
@@ -381,7 +383,11 @@ def sweep(name, setup, docs, per_doc, start_rate, args, min_seconds=0, by_docume
         if held is not None or rate <= start_rate / args.factor**2:
             break
         rate /= args.factor  # the first rate failed: step down (twice at most)
-    if held and failed and not args.quick:
+    # Halve the gap between the last rate that held and the first that failed, twice: with
+    # factor 2 the rate held is then known within 19 % instead of 100 %.
+    for _ in range(0 if args.quick else REFINE_STEPS):
+        if not (held and failed):
+            break
         between = math.sqrt(held["rate"] * failed["rate"])
         verdict = typing_step(setup, doc_ids, per_doc, between / clients, seconds, by_document)
         if verdict["holds"]:
