@@ -3,11 +3,12 @@
 import asyncio
 import json
 import threading
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
 
-from collab import store
+from collab import commit, store
 from collab.models import Operation
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -100,6 +101,43 @@ async def test_edits_that_arrive_together_go_out_as_one_frame(
         store.commit_all = real_commit
         first_commit.set()
     assert (await content_in_db(document))[0] == 3
+
+
+def test_a_hub_rests_as_long_as_its_batch_kept_it_busy_and_no_longer():
+    assert commit.rest(0.004, 0.0) == pytest.approx(0.004 * commit.PACE)
+    assert commit.rest(0.004, 0.003) == pytest.approx(0.001 * commit.PACE)
+    assert commit.rest(1.0, 0.0) == commit.MAX_PAUSE
+    assert commit.rest(0.003, 0.004) == 0.0
+
+
+async def test_time_waiting_for_the_database_is_not_rested_again(
+    connect, document, owner, monkeypatch
+):
+    """A slow commit (a disk flush) used to be followed by a rest as long, up to 20 ms, which
+    every edit typed meanwhile waited out a second time."""
+    alice = await connect(owner, document)
+    real_commit, rests = store.commit_all, []
+
+    def slow_commit(*args):
+        time.sleep(0.1)
+        return real_commit(*args)
+
+    def recorded_rest(took, waited):
+        rests.append((took, waited, real_rest(took, waited)))
+        return rests[-1][2]
+
+    real_rest = commit.rest
+    monkeypatch.setattr(store, "commit_all", slow_commit)
+    monkeypatch.setattr(commit, "rest", recorded_rest)
+    await alice.submit(0, [{"insert": "a"}])
+    assert (await alice.receive_type("ack"))["version"] == 1
+    for _ in range(100):
+        if rests:
+            break
+        await asyncio.sleep(0.01)
+    [(took, waited, pause)] = rests
+    assert took >= waited >= 0.1
+    assert pause < commit.MAX_PAUSE / 2  # what the batch cost besides the wait
 
 
 async def test_resend_is_acked_once_and_not_applied_twice(connect, document, owner):
