@@ -28,8 +28,8 @@ MAX_BATCH = 500
 # to each socket. Most of the cost of an edit is per frame and per transaction, so under load
 # this is what lets the throughput grow with the number of editors. A hub whose edits come
 # further apart than that never waits. The time spent waiting for the database does not
-# count: edits already gathered during it, and PostgreSQL's commit (a disk flush, 0.4-1 ms
-# here and sometimes 10-20) would otherwise be waited out twice, its slowest ones the most.
+# count: edits already gather during it, and PostgreSQL's commit (its log flushed to disk,
+# 1-2 ms here, now and then 10-20) would otherwise be waited out twice, the slowest the most.
 PACE = 1.0
 MAX_PAUSE = 0.02
 
