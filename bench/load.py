@@ -98,6 +98,17 @@ class Setup:
             server.stop()
 
 
+def machine_cpu_seconds():
+    """Busy CPU seconds of the whole machine (every core, every process) since boot.
+
+    With two cores the servers, the generator, PostgreSQL and Redis all share them; what the
+    machine as a whole had left says whether a configuration could go faster here at all.
+    """
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(value) for value in fields[:8]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS
+
+
 def make_setup(name, log_dir):
     env = {
         # As in production: DEBUG records every query, which costs more than the query.
@@ -294,7 +305,7 @@ def typing_step(setup, doc_ids, per_doc, rate, seconds, by_document=False):
 
     def on_event(event):
         if event["event"] in ("start", "stop"):
-            cpu[event["event"]] = (setup.cpu(), time.monotonic())
+            cpu[event["event"]] = (setup.cpu(), time.monotonic(), machine_cpu_seconds())
         if event["event"] == "start" and PROFILE_DIR:
             spies.extend(start_profile(setup, f"{len(doc_ids)}x{per_doc}-{rate * len(specs):.0f}"))
 
@@ -305,6 +316,7 @@ def typing_step(setup, doc_ids, per_doc, rate, seconds, by_document=False):
         spy.wait()
     server_cpu = cpu["stop"][0] - cpu["start"][0]
     wall = cpu["stop"][1] - cpu["start"][1]
+    machine_cpu = cpu["stop"][2] - cpu["start"][2]
     same = converged(setup, result, doc_ids)
     clean = not result["errors"] and not result["closes"]
     remote = result["remote"]
@@ -326,6 +338,7 @@ def typing_step(setup, doc_ids, per_doc, rate, seconds, by_document=False):
         "converged": same,
         "result": result,
         "server_cpu": server_cpu / wall,
+        "machine_cpu": machine_cpu / wall,
         "cpu_per_edit_us": server_cpu / delivered * 1e6 if delivered else None,
         "cpu_per_op_ms": server_cpu / max(1, result["commits"]) * 1e3,
     }
@@ -336,7 +349,8 @@ def typing_step(setup, doc_ids, per_doc, rate, seconds, by_document=False):
         f" ms, delivered {result['delivered']}/{result['expectedDeliveries']}, acked "
         f"{result['acked']}/{result['typed']} in {result['commits']} ops, server CPU "
         f"{verdict['server_cpu']:.0%}, "
-        f"generator CPU {result['generatorCpu']:.0%}, converged {same}, errors "
+        f"generator CPU {result['generatorCpu']:.0%}, machine busy {machine_cpu / wall:.2f} "
+        f"of {os.cpu_count()} cores, converged {same}, errors "
         f"{result['errors'] or '-'} closes {result['closes'] or '-'} -> "
         f"{'holds' if holds else 'fails'} (joined in {result['connect']['seconds']:.1f} s, "
         f"quiet {result['connect'].get('quietSeconds', 0):.1f} s later, generator schedule lag"
@@ -361,7 +375,8 @@ def typing_row(name, setup, verdict, extra=""):
         note=(
             f"server CPU {verdict['server_cpu']:.0%} ({verdict['cpu_per_op_ms']:.1f} ms per "
             f"committed op, {verdict['result']['acked'] / max(1, result['commits']):.1f} "
-            f"keystrokes per op), generator CPU {result['generatorCpu']:.0%}{extra}"
+            f"keystrokes per op), generator CPU {result['generatorCpu']:.0%}, machine busy "
+            f"{verdict['machine_cpu']:.2f} of {os.cpu_count()} cores{extra}"
         ),
     )
 
@@ -400,7 +415,7 @@ def sweep(name, setup, docs, per_doc, start_rate, args, min_seconds=0, by_docume
         extra = (
             f"; next step {failed['rate']:,.0f}/s failed: achieved {failed['achieved']:,.0f}, "
             f"remote p99 {ms(result['remote'], 'p99')} ms, server CPU "
-            f"{failed['server_cpu']:.0%}"
+            f"{failed['server_cpu']:.0%}, machine busy {failed['machine_cpu']:.2f} cores"
         )
     return [typing_row(name, setup, held, extra)]
 

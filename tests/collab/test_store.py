@@ -54,8 +54,17 @@ def test_find_committed_names_the_version_of_a_client_edit(document):
     assert store.find_committed(document.pk + 1, "client-aaaa", 1) is None
 
 
-def typing(client_id, seq, text, seen=None):
-    """A plan that commits `text` at the start of the document, after what it was missing.
+def pop_one_statement_commit(statements):
+    """Take the one-statement commit off the front of the statements a commit ran (prepared
+    first when it was the connection's first)."""
+    if statements[0].startswith(f"PREPARE {store.UNOPPOSED}"):
+        statements.pop(0)
+    assert statements.pop(0).startswith(f"EXECUTE {store.UNOPPOSED}"), statements
+
+
+def typing(client_id, seq, text, seen=None, known=0):
+    """A plan that commits `text` at the start of the document (at version `known`), after what
+    it was missing.
 
     `seen[client_id]` is what it was last missing: on PostgreSQL a plan runs first as if it
     missed nothing, and again when it did.
@@ -64,7 +73,7 @@ def typing(client_id, seq, text, seen=None):
     def plan(missing):
         if seen is not None:
             seen[client_id] = [op.version for op in missing]
-        version = (missing[-1].version if missing else 0) + 1
+        version = (missing[-1].version if missing else known) + 1
         op = store.Committed(version, Delta([{"insert": text}]), client_id, seq, None)
         return Plan(missing, None, [op], [], None)
 
@@ -92,7 +101,7 @@ def test_documents_commit_together_in_one_transaction(document, owner):
     assert store.load(document.pk).content.ops == [{"insert": "3e\n"}]
     statements = [q["sql"] for q in queries.captured_queries]
     if connection.vendor == "postgresql":  # the one-statement commit first, which wrote none
-        assert statements.pop(0).startswith("WITH locked")
+        pop_one_statement_commit(statements)
     inserts = [sql for sql in statements if sql.startswith("INSERT")]
     assert len(inserts) == 1  # one statement for the four documents' rows
     assert len(statements) <= 5  # lock, read, insert, and the transaction's own
@@ -114,9 +123,9 @@ def test_a_document_others_wrote_to_is_left_to_the_locked_commit(document, owner
     assert store.load(other.pk).content.ops == [{"insert": "ae\n"}]
     assert store.load(document.pk).content.ops == [{"insert": "b\n"}]
     statements = [q["sql"] for q in queries.captured_queries]
-    assert statements[0].startswith("WITH locked")  # wrote `document`'s row
+    pop_one_statement_commit(statements)  # wrote `document`'s row
     # then `other`'s transaction: begin, lock, read, insert, commit
-    assert [sql.split()[0] for sql in statements[1:]] == [
+    assert [sql.split()[0] for sql in statements] == [
         "BEGIN", "SELECT", "SELECT", "INSERT", "COMMIT"
     ]  # fmt: skip
 
@@ -157,12 +166,33 @@ def test_commits_with_nothing_missing_are_one_statement(document, owner):
     ]
     with CaptureQueriesContext(connection) as queries:
         outcomes = store.commit_all(requests)
-    assert len(queries.captured_queries) == 1  # lock and insert, in its own transaction
+    # Lock and insert, in its own transaction; the first on a connection prepares it first.
+    executed = [query["sql"].split()[0] for query in queries.captured_queries]
+    assert executed in (["EXECUTE"], ["PREPARE", "EXECUTE"]), queries.captured_queries
     assert [outcome.committed[0].version for outcome in outcomes] == [1, 1, 1]
     assert list(seen.values()) == [[], [], []]
     for n, doc in enumerate([document, *others]):
         assert store.load(doc.pk).content.ops == [{"insert": f"é{n}\n"}]
     assert store.find_committed(others[1].pk, "client-0002", 1) == 1
+
+    # The next batch on the same connection runs the prepared statement alone.
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = store.commit_all([(document.pk, 1, typing("client-0000", 2, "x", known=1))])
+    assert [query["sql"].split()[0] for query in queries.captured_queries] == ["EXECUTE"]
+    assert outcomes[0].committed[0].version == 2
+    assert store.load(document.pk).content.ops == [{"insert": "xé0\n"}]
+
+
+@postgresql_only
+def test_a_new_connection_prepares_the_one_statement_commit_again(document):
+    store.commit_all([(document.pk, 0, typing("client-aaaa", 1, "a"))])
+    connection.close()  # as after a database error, or a restarted server
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = store.commit_all([(document.pk, 1, typing("client-aaaa", 2, "b", known=1))])
+    executed = [query["sql"].split()[0] for query in queries.captured_queries]
+    assert executed == ["PREPARE", "EXECUTE"], queries.captured_queries
+    assert outcomes[0].committed[0].version == 2
+    assert store.load(document.pk).content.ops == [{"insert": "ba\n"}]
 
 
 @postgresql_only
@@ -222,11 +252,14 @@ def test_a_deleted_document_fails_alone(document, owner):
 
 
 @postgresql_only
-def test_the_one_statement_commit_reads_only_the_end_of_a_long_log(document):
-    """Planned against a long log, the statement looks up each document's newest version in
-    the index; it never scans the log."""
+def test_the_one_statement_commit_reads_only_the_end_of_a_long_log(document, owner):
+    """Planned against a long log and many documents, the prepared statement's generic plan
+    looks up each document's newest version in the index, and the documents by primary key;
+    it never scans the log or the documents."""
     log_table = store._commit_sql().log
+    Document.objects.bulk_create(Document(title=f"Doc {n}", owner=owner) for n in range(5000))
     with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {store._commit_sql().documents}")
         cursor.execute(
             f"INSERT INTO {log_table} (document_id, version, delta, client_id, seq, created_at) "
             "SELECT %s, g, '[]', 'bulk', g, now() FROM generate_series(1, 50000) AS g",
@@ -234,10 +267,17 @@ def test_the_one_statement_commit_reads_only_the_end_of_a_long_log(document):
         )
         cursor.execute(f"ANALYZE {log_table}")
         record = store._record(document.pk, 50000, typing("client-aaaa", 1, "a")([]).committed[0])
-        cursor.execute(
-            "EXPLAIN " + store._commit_sql().unopposed,
-            [[document.pk], timezone.now(), json.dumps([record]), 1],
-        )
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+        # The generic plan, which PostgreSQL settles on after five runs of a prepared statement.
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            cursor.execute(
+                "EXPLAIN " + store._unopposed_call(cursor, store._commit_sql()),
+                [[document.pk], timezone.now(), json.dumps([record]), 1],
+            )
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("RESET plan_cache_mode")
     assert "Index Only Scan Backward" in plan, plan
     assert "Seq Scan on collab_operation" not in plan, plan
+    assert "Index Scan using editor_document_pkey" in plan, plan
+    assert "Seq Scan on editor_document" not in plan, plan
