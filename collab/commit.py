@@ -107,7 +107,15 @@ class Plan:
 def _plan(hub, submissions, missing):
     """Transform each edit onto the newest version. Runs inside the commit transaction, with
     the document locked, in the database thread; it reads the hub but changes nothing in it.
+
+    `missing` None is the store's first try, before any lock (store.commit_all): as if nothing
+    were missing, and as if the first edit of a client the hub has not met were no resend.
+    The log's unique (document, client, seq) key refuses a resend there, and the batch is
+    planned again under the lock, where the log is asked. So a client's first keystroke in a
+    document costs no query of its own.
     """
+    checked = missing is not None
+    missing = missing or []
     content = hub.content
     for op in missing:
         content = op.delta.apply_to(content)
@@ -119,7 +127,7 @@ def _plan(hub, submissions, missing):
     for consumer, submission in submissions:
         client, seq = consumer.client_id, submission.seq
         known = seen.get(client)
-        if known is None or known[0] < seq - 1:
+        if checked and (known is None or known[0] < seq - 1):
             found = store.find_committed(hub.document_id, client, seq)
             if found is not None:
                 known = seen[client] = (seq, found)

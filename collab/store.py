@@ -171,12 +171,14 @@ def _commit_unopposed(requests):
     which is nearly all of them: {index in requests: the plan's result}, in one statement.
 
     One round trip to PostgreSQL, where the locking transaction takes five (about 0.6 ms
-    against 1.1-1.3 for one document on the development machine). Each batch is planned as if
-    nothing were missing; a document whose log has moved past its known version is left out
-    and left to the caller, which commits it with the lock. The statement locks the documents
-    as the transaction does, so a locking commit never finds its versions taken between its
-    read and its insert. If it fails (a version taken by a commit it waited for, a deleted
-    document), nothing is written and every document is left to the caller.
+    against 1.1-1.3 for one document on the development machine). Each batch is planned as
+    `plan(None)`: as if nothing were missing and no edit were a resend. A document whose log
+    has moved past its known version is left out and left to the caller, which commits it
+    with the lock. The statement locks the documents as the transaction does, so a locking
+    commit never finds its versions taken between its read and its insert. If it fails (a
+    resend, refused by the log's unique (document, client, seq) key; a version taken by a
+    commit it waited for; a deleted document), nothing is written and every document is left
+    to the caller, which plans it again with what it read.
     """
     sql = _commit_sql()
     if sql.unopposed is None or connection.in_atomic_block:
@@ -184,7 +186,7 @@ def _commit_unopposed(requests):
     planned, records = {}, []
     for i, (document_id, known_version, plan) in enumerate(requests):
         try:
-            outcome = plan([])
+            outcome = plan(None)
         except Exception:
             continue  # it fails again, on its own, in the locked commit
         if not outcome.committed or outcome.committed[0].version != known_version + 1:

@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from collab import commit, store
-from collab.models import Operation
+from collab.models import Operation, Snapshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -150,6 +150,32 @@ async def test_resend_is_acked_once_and_not_applied_twice(connect, document, own
     again.client_id = alice.client_id
     joined = await again.hello(version=0)
     assert joined["ops"][0]["seq"] == seq
+    await again.submit(0, [{"insert": "once"}], seq=seq)
+    assert await again.receive_type("ack") == {"type": "ack", "seq": seq, "version": 1}
+    assert await content_in_db(document) == (1, [{"insert": "once\n"}])
+    assert await sync_to_async(Operation.objects.count)() == 1
+
+
+async def test_a_resend_to_a_hub_that_never_met_the_client_is_acked_once(
+    connect, engine, document, owner
+):
+    """The hub reopened from a snapshot knows nothing of the client: the log decides."""
+    alice = await connect(owner, document)
+    seq = await alice.submit(0, [{"insert": "once"}])
+    await alice.receive_type("ack")
+    await alice.close()
+    snapshot = Snapshot.objects.filter(document=document, version=1).exists
+    for _ in range(200):  # the hub closes with an idle snapshot at version 1
+        if document.pk not in engine.registry.hubs and await sync_to_async(snapshot)():
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the hub did not close with a snapshot")
+
+    again = await connect(owner, document, hello=False)
+    again.client_id = alice.client_id
+    await again.hello(version=0)
+    assert engine.registry.hubs[document.pk].last_seq == {}  # loaded from the snapshot
     await again.submit(0, [{"insert": "once"}], seq=seq)
     assert await again.receive_type("ack") == {"type": "ack", "seq": seq, "version": 1}
     assert await content_in_db(document) == (1, [{"insert": "once\n"}])

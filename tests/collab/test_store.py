@@ -72,7 +72,7 @@ def typing(client_id, seq, text, seen=None, known=0):
 
     def plan(missing):
         if seen is not None:
-            seen[client_id] = [op.version for op in missing]
+            seen[client_id] = [op.version for op in missing or []]
         version = (missing[-1].version if missing else known) + 1
         op = store.Committed(version, Delta([{"insert": text}]), client_id, seq, None)
         return Plan(missing, None, [op], [], None)
@@ -223,6 +223,30 @@ def test_the_one_statement_commit_waits_for_a_locking_commit(document):
     assert outcomes[0].committed[0].version == 2
     assert seen == {"client-aaaa": [1]}
     assert store.load(document.pk).content.ops == [{"insert": "ab\n"}]
+
+
+@postgresql_only
+def test_a_resend_planned_before_the_lock_is_refused_and_planned_again(document, owner):
+    """The one-statement commit plans without asking the log for resends: the log's unique key
+    refuses one, and the batch is planned again under the lock, with the log read."""
+    other = Document.objects.create(title="Other", owner=owner)
+    commit(document.pk, 0, "client-aaaa", 1, "a")  # the edit, committed before its ack was lost
+    calls = []
+
+    def resend(missing):
+        calls.append(missing)
+        if missing is None:  # unchecked: as if it were new
+            return typing("client-aaaa", 1, "a", known=1)(missing)
+        version = store.find_committed(document.pk, "client-aaaa", 1)
+        return Plan(missing, None, [], [("client", {"type": "ack", "version": version})], None)
+
+    outcomes = store.commit_all([(document.pk, 1, resend), (other.pk, 0, typing("c-b", 1, "b"))])
+    assert calls == [None, []]
+    assert outcomes[0].committed == []
+    assert outcomes[0].replies == [("client", {"type": "ack", "version": 1})]
+    assert outcomes[1].committed[0].version == 1
+    assert [op.version for op in store.ops_since(document.pk, 0)] == [1]
+    assert store.load(other.pk).content.ops == [{"insert": "b\n"}]
 
 
 def test_a_version_another_process_took_first_is_planned_again_with_it(document):
