@@ -11,7 +11,7 @@ import weakref
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.utils import timezone
 
 from collab.ot import Delta
@@ -205,6 +205,13 @@ def _commit_unopposed(requests):
             inserted = {document_id for (document_id,) in cursor.fetchall()}
     except IntegrityError:
         return {}
+    except ProgrammingError as error:
+        if getattr(error.__cause__, "sqlstate", None) != NO_SUCH_STATEMENT:
+            raise
+        # The session lost it (DEALLOCATE ALL, a pooler that switched sessions): prepare it
+        # again next time; the locked commit needs no prepared statement.
+        _prepared_on.discard(connection.connection)
+        return {}
     return {i: outcome for i, outcome in planned.items() if requests[i][0] in inserted}
 
 
@@ -215,6 +222,7 @@ def _commit_unopposed(requests):
 # connection, so a reconnect prepares it again. (A transaction-pooling pgbouncer, which hands
 # each transaction another session, is therefore not supported.)
 UNOPPOSED = "tandem_commit_unopposed"
+NO_SUCH_STATEMENT = "26000"  # PostgreSQL's invalid_sql_statement_name
 _prepared_on = weakref.WeakSet()
 
 

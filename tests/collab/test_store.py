@@ -226,6 +226,20 @@ def test_the_one_statement_commit_waits_for_a_locking_commit(document):
 
 
 @postgresql_only
+def test_a_session_that_lost_the_prepared_statement_still_commits(document):
+    store.commit_all([(document.pk, 0, typing("client-aaaa", 1, "a"))])
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # as a pooler handing over another session would
+    outcomes = store.commit_all([(document.pk, 1, typing("client-aaaa", 2, "b", known=1))])
+    assert outcomes[0].committed[0].version == 2  # by the locked commit
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = store.commit_all([(document.pk, 2, typing("client-aaaa", 3, "c", known=2))])
+    executed = [query["sql"].split()[0] for query in queries.captured_queries]
+    assert executed == ["PREPARE", "EXECUTE"], queries.captured_queries
+    assert store.load(document.pk).content.ops == [{"insert": "cba\n"}]
+
+
+@postgresql_only
 def test_a_resend_planned_before_the_lock_is_refused_and_planned_again(document, owner):
     """The one-statement commit plans without asking the log for resends: the log's unique key
     refuses one, and the batch is planned again under the lock, with the log read."""
