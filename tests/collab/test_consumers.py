@@ -223,6 +223,27 @@ async def test_presence_is_shared_and_leave_announced(connect, document, owner, 
     assert left["session"] == bob.joined["you"]["session"]
 
 
+async def test_frames_and_closes_make_no_trip_to_the_database_thread(
+    connect, document, owner, editor_user, monkeypatch
+):
+    """Channels closes old database connections in the database thread around its handlers;
+    a socket's frames and its close skip that trip (it queued behind the commits)."""
+    trips = []
+
+    async def recorded():
+        trips.append("aclose_old_connections")
+
+    monkeypatch.setattr("channels.consumer.aclose_old_connections", recorded)
+    monkeypatch.setattr("channels.generic.websocket.aclose_old_connections", recorded)
+    alice = await connect(owner, document)
+    bob = await connect(editor_user, document)
+    await alice.send(type="ping", id=1)
+    await alice.receive_type("pong")
+    await bob.close()
+    await alice.receive_type("leave")
+    assert trips == []
+
+
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
