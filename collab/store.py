@@ -388,16 +388,24 @@ def _unopposed_sql(documents, log):
 
 
 def save_snapshot(document_id, version, content, reason="auto", user_id=None):
-    """Store content at version unless a snapshot of that version exists already."""
+    """Store content at version unless a snapshot of that version exists already (a twin
+    process saved it first).
+
+    One INSERT that skips a taken version: a thousand documents closing together save a
+    thousand snapshots, in a thread that shares the interpreter with the event loop, and
+    `get_or_create` in a transaction was four statements and most of that loop's time.
+    """
+    snapshot = Snapshot(
+        document_id=document_id,
+        version=version,
+        content=content.ops,
+        reason=reason,
+        created_by_id=user_id,
+    )
     try:
-        with transaction.atomic():
-            Snapshot.objects.get_or_create(
-                document_id=document_id,
-                version=version,
-                defaults={"content": content.ops, "reason": reason, "created_by_id": user_id},
-            )
+        Snapshot.objects.bulk_create([snapshot], ignore_conflicts=True)
     except IntegrityError:
-        pass  # a twin process saved the same version first
+        pass  # the document was deleted meanwhile: nothing left to snapshot
 
 
 def roles(document_id, user_ids):

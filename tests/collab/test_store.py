@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from collab import store
 from collab.commit import Plan
+from collab.models import Snapshot
 from collab.ot import Delta
 from editor.models import Document
 
@@ -319,3 +320,24 @@ def test_the_one_statement_commit_reads_only_the_end_of_a_long_log(document, own
     assert "Seq Scan on collab_operation" not in plan, plan
     assert "Index Scan using editor_document_pkey" in plan, plan
     assert "Seq Scan on editor_document" not in plan, plan
+
+
+def test_a_snapshot_is_one_statement_and_a_twin_keeps_the_first(document, owner):
+    with CaptureQueriesContext(connection) as queries:
+        store.save_snapshot(document.pk, 3, Delta([{"insert": "first\n"}]), "idle", owner.pk)
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert [sql for sql in statements if sql not in ("BEGIN", "COMMIT")] == ["INSERT"]
+    store.save_snapshot(document.pk, 3, Delta([{"insert": "twin\n"}]), "auto")  # no error
+    saved = Snapshot.objects.get(document=document, version=3)
+    assert (saved.content, saved.reason, saved.created_by_id) == (
+        [{"insert": "first\n"}],
+        "idle",
+        owner.pk,
+    )
+
+
+def test_a_snapshot_of_a_deleted_document_is_dropped(document):
+    gone_id = document.pk
+    document.delete()
+    store.save_snapshot(gone_id, 1, Delta([{"insert": "x\n"}]))
+    assert not Snapshot.objects.filter(document_id=gone_id).exists()
