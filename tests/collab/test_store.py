@@ -55,6 +55,11 @@ def test_find_committed_names_the_version_of_a_client_edit(document):
     assert store.find_committed(document.pk + 1, "client-aaaa", 1) is None
 
 
+def verbs(queries):
+    """The first word of each statement a CaptureQueriesContext caught."""
+    return [query["sql"].split()[0] for query in queries.captured_queries]
+
+
 def pop_one_statement_commit(statements):
     """Take the one-statement commit off the front of the statements a commit ran (prepared
     first when it was the connection's first)."""
@@ -168,8 +173,7 @@ def test_commits_with_nothing_missing_are_one_statement(document, owner):
     with CaptureQueriesContext(connection) as queries:
         outcomes = store.commit_all(requests)
     # Lock and insert, in its own transaction; the first on a connection prepares it first.
-    executed = [query["sql"].split()[0] for query in queries.captured_queries]
-    assert executed in (["EXECUTE"], ["PREPARE", "EXECUTE"]), queries.captured_queries
+    assert verbs(queries) in (["EXECUTE"], ["PREPARE", "EXECUTE"]), queries.captured_queries
     assert [outcome.committed[0].version for outcome in outcomes] == [1, 1, 1]
     assert list(seen.values()) == [[], [], []]
     for n, doc in enumerate([document, *others]):
@@ -179,7 +183,7 @@ def test_commits_with_nothing_missing_are_one_statement(document, owner):
     # The next batch on the same connection runs the prepared statement alone.
     with CaptureQueriesContext(connection) as queries:
         outcomes = store.commit_all([(document.pk, 1, typing("client-0000", 2, "x", known=1))])
-    assert [query["sql"].split()[0] for query in queries.captured_queries] == ["EXECUTE"]
+    assert verbs(queries) == ["EXECUTE"]
     assert outcomes[0].committed[0].version == 2
     assert store.load(document.pk).content.ops == [{"insert": "xé0\n"}]
 
@@ -190,8 +194,7 @@ def test_a_new_connection_prepares_the_one_statement_commit_again(document):
     connection.close()  # as after a database error, or a restarted server
     with CaptureQueriesContext(connection) as queries:
         outcomes = store.commit_all([(document.pk, 1, typing("client-aaaa", 2, "b", known=1))])
-    executed = [query["sql"].split()[0] for query in queries.captured_queries]
-    assert executed == ["PREPARE", "EXECUTE"], queries.captured_queries
+    assert verbs(queries) == ["PREPARE", "EXECUTE"], queries.captured_queries
     assert outcomes[0].committed[0].version == 2
     assert store.load(document.pk).content.ops == [{"insert": "ba\n"}]
 
@@ -235,8 +238,7 @@ def test_a_session_that_lost_the_prepared_statement_still_commits(document):
     assert outcomes[0].committed[0].version == 2  # by the locked commit
     with CaptureQueriesContext(connection) as queries:
         outcomes = store.commit_all([(document.pk, 2, typing("client-aaaa", 3, "c", known=2))])
-    executed = [query["sql"].split()[0] for query in queries.captured_queries]
-    assert executed == ["PREPARE", "EXECUTE"], queries.captured_queries
+    assert verbs(queries) == ["PREPARE", "EXECUTE"], queries.captured_queries
     assert store.load(document.pk).content.ops == [{"insert": "cba\n"}]
 
 
@@ -325,8 +327,7 @@ def test_the_one_statement_commit_reads_only_the_end_of_a_long_log(document, own
 def test_a_snapshot_is_one_statement_and_a_twin_keeps_the_first(document, owner):
     with CaptureQueriesContext(connection) as queries:
         store.save_snapshot(document.pk, 3, Delta([{"insert": "first\n"}]), "idle", owner.pk)
-    statements = [q["sql"].split()[0] for q in queries.captured_queries]
-    assert [sql for sql in statements if sql not in ("BEGIN", "COMMIT")] == ["INSERT"]
+    assert [verb for verb in verbs(queries) if verb not in ("BEGIN", "COMMIT")] == ["INSERT"]
     store.save_snapshot(document.pk, 3, Delta([{"insert": "twin\n"}]), "auto")  # no error
     saved = Snapshot.objects.get(document=document, version=3)
     assert (saved.content, saved.reason, saved.created_by_id) == (
