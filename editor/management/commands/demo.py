@@ -1,7 +1,8 @@
 """Create (or refresh) the demo account and its welcome document for local runs."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from editor.models import Document
 
@@ -14,6 +15,12 @@ class Command(BaseCommand):
     help = "Create the demo user (demo / tandem-demo, staff) and a demo document."
 
     def handle(self, *args, **options):
+        # The password is published in the README: a production site must never have it.
+        if settings.PRODUCTION:
+            raise CommandError(
+                "demo creates a superuser with a published password, so it refuses to run "
+                "in production (TANDEM_PRODUCTION=1); create your admin with createsuperuser"
+            )
         User = get_user_model()
         user, created = User.objects.get_or_create(username=DEMO_USERNAME)
         if created or not user.check_password(DEMO_PASSWORD):
