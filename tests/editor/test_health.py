@@ -5,14 +5,27 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from django.test import AsyncClient
 
 from editor import health
+from tests.live_server import DaphneServer
+from tests.stall_proxy import StallProxy
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def close_health_connection():
+    """The check keeps its own connection open; the test database is dropped after the run."""
+    yield
+    health.close_connection()
 
 
 async def get_health(**headers):
@@ -118,3 +131,51 @@ print(client.get("/healthz").status_code, client.get("/accounts/login/").status_
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["200", "301"]
+
+
+def probe(server):
+    """GET /healthz from a daphne process: (status, checks, seconds it took)."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(f"{server.url}/healthz", timeout=10) as reply:
+            status, body = reply.status, reply.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    return status, json.loads(body)["checks"], time.monotonic() - started
+
+
+@pytest.fixture
+def behind_proxies(postgres_url, redis_url, tmp_path):
+    """A daphne process whose PostgreSQL and Redis are each reached through a StallProxy."""
+    pg, rd = urlparse(postgres_url), urlparse(redis_url)
+    with StallProxy(pg.port, pg.hostname) as database, StallProxy(rd.port, rd.hostname) as redis:
+        env = {
+            "DATABASE_URL": pg._replace(
+                netloc=f"{pg.netloc.split('@')[0]}@127.0.0.1:{database.port}"
+            ).geturl(),
+            "REDIS_URL": rd._replace(netloc=f"127.0.0.1:{redis.port}").geturl(),
+        }
+        server = DaphneServer(env=env, log_dir=tmp_path).start()
+        try:
+            yield server, {"database": database, "channel_layer": redis}
+        finally:
+            server.kill()
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("stalled", ["database", "channel_layer"])
+def test_a_stalled_dependency_is_a_503_within_two_seconds_and_ok_again_after(
+    behind_proxies, stalled
+):
+    server, proxies = behind_proxies
+    assert probe(server)[:2] == (200, {"database": "ok", "channel_layer": "ok"})
+    proxies[stalled].stall()
+    for _ in range(3):  # the first finds the check stuck; the later ones find it ended
+        status, checks, took = probe(server)
+        assert status == 503
+        assert checks[stalled] in {"timeout", "error"}
+        assert took < 2.0, f"answered in {took:.2f} s"
+    proxies[stalled].resume()
+    deadline = time.monotonic() + 20
+    while probe(server)[0] != 200:  # the stalled check's failure shows before recovery
+        assert time.monotonic() < deadline, "healthy again once the dependency answers"
