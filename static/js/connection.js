@@ -3,9 +3,15 @@
  * every 10 s, and treats a connection that has been silent for 25 s as dead.
  *
  * It prefers a WebSocket. When WebSockets keep failing (never open, as behind a proxy that
- * refuses the upgrade, or keep dropping) and a fallback is configured, it switches to the
- * HTTP event channel (event-channel.js), and while there it probes for a WebSocket now and
- * then, returning to it as soon as one opens.
+ * refuses the upgrade, or keep dropping) and a fallback is configured, it tries the HTTP
+ * event channel (event-channel.js), and while there it probes for a WebSocket now and then,
+ * returning to it as soon as one opens.
+ *
+ * The fallback is for WebSockets that fail while HTTP answers, never for a network that is
+ * down: a fallback that fails before it opens sends it back to WebSockets, and a fallback
+ * entered because WebSockets never opened probes one at once when it opens (the network may
+ * have come back between the last WebSocket's failure and the HTTP attempt). So after an
+ * outage the page is back on a WebSocket, not left on HTTP until the next probe.
  *
  * Knows nothing of documents: it moves JSON objects and reports open / message / close.
  * WebSocket, fallback channel, timers, clock and randomness are injectable for tests.
@@ -52,6 +58,7 @@ export class Connection {
     this.transport = "websocket";
     this.failures = 0; // WebSockets in a row that never opened
     this.drops = []; // when opened WebSockets dropped
+    this.verifyFallback = false; // probe a WebSocket as soon as the fallback opens
     this.probe = null;
     this.probeTimer = null;
     this.pingEvery = pingEvery;
@@ -133,6 +140,11 @@ export class Connection {
       this.lastPing = this.now();
       this._startHeartbeat();
       this.onOpen();
+      if (this.socketTransport === "http" && this.verifyFallback) {
+        // HTTP answers: do WebSockets still fail now? Only then are they really blocked.
+        this.verifyFallback = false;
+        this._probeOnce();
+      }
     };
     socket.onmessage = (event) => {
       if (socket !== this.socket) return;
@@ -178,13 +190,12 @@ export class Connection {
     this._stopHeartbeat();
     const fatal = FATAL_CLOSE_CODES.has(code);
     // 4000 is our own reconnectNow(), not the network's doing.
-    if (!fatal && code !== 4000 && !this.stopped && this.socketTransport === "websocket") {
-      this._countFailure(wasOpen);
-    }
+    const fellBack = !fatal && code !== 4000 && !this.stopped && this._countFailure(wasOpen);
     if (!this.stopped && !fatal) {
-      // Flooding means waiting longer; otherwise the usual backoff.
+      // Flooding means waiting longer; the fallback's first try goes at once (it is a fresh
+      // start, not one more failed attempt); otherwise the usual backoff.
       const attempt = code === 4429 ? Math.max(this.attempt, 4) : this.attempt;
-      const delay = backoffDelay(attempt, this.random);
+      const delay = backoffDelay(fellBack ? 0 : attempt, this.random);
       this.attempt = attempt + 1;
       this.timers.clearTimeout(this.retryTimer);
       this.retryTimer = this.timers.setTimeout(() => this._connect(), delay);
@@ -192,9 +203,22 @@ export class Connection {
     this.onClose({ code, wasOpen, fatal, willRetry: !this.stopped && !fatal });
   }
 
-  /** Called after a WebSocket closed on its own; switches to the fallback when it is time. */
+  /**
+   * Called after a connection closed on its own. Switches to the fallback when WebSockets
+   * have failed often enough (returns true then), and back to WebSockets when the fallback
+   * failed before it opened.
+   */
   _countFailure(wasOpen) {
-    if (!this.fallback || !this.fallbackUrl) return;
+    if (this.socketTransport === "http") {
+      // HTTP does not answer either: the network or the server is down, and WebSockets may
+      // work when it is back. The attempts' backoff goes on growing.
+      if (!wasOpen) {
+        this._stopProbing();
+        this._switch("websocket");
+      }
+      return false;
+    }
+    if (!this.fallback || !this.fallbackUrl) return false;
     const now = this.now();
     if (wasOpen) {
       this.failures = 0;
@@ -203,11 +227,13 @@ export class Connection {
     } else {
       this.failures += 1;
     }
-    if (this.failures >= this.failuresBeforeFallback || this.drops.length >= this.dropsBeforeFallback) {
-      this._switch("http");
-      this.attempt = 0; // the fallback is a fresh start, not one more failed attempt
-      this._startProbing();
-    }
+    const neverOpened = this.failures >= this.failuresBeforeFallback;
+    if (!neverOpened && this.drops.length < this.dropsBeforeFallback) return false;
+    this._switch("http");
+    // WebSockets that open and then drop are not checked again at once: one would open.
+    this.verifyFallback = neverOpened;
+    this._startProbing();
+    return true;
   }
 
   _switch(transport) {
@@ -215,6 +241,7 @@ export class Connection {
     this.transport = transport;
     this.failures = 0;
     this.drops = [];
+    this.verifyFallback = false;
     this.onTransport(transport);
   }
 

@@ -55,18 +55,41 @@ def describe(page):
 
 
 def wait_converged(*pages, timeout=SYNC_TIMEOUT):
-    """Every page synced, on the same version, with identical contents."""
+    """Every page synced, on the same version, with identical contents.
+
+    Waits on the pages' own state: each synced, then each on the highest version any of
+    them has reached, until one look at all of them finds them alike.
+    """
     deadline = time.monotonic() + timeout / 1000
     while True:
         for page in pages:
             wait_synced(page, timeout=timeout)
-        versions = {page.evaluate("() => window.tandem.client.version") for page in pages}
-        docs = {json.dumps(contents(page), sort_keys=True) for page in pages}
-        if len(versions) == 1 and len(docs) == 1:
+        states = [page.evaluate(_STATE) for page in pages]
+        versions = {state["version"] for state in states}
+        docs = {json.dumps(state["ops"], sort_keys=True) for state in states}
+        if all(state["synced"] for state in states) and len(versions) == 1:
+            if len(docs) != 1:
+                raise AssertionError(f"pages diverged on version {versions}:\n{docs}")
             return json.loads(docs.pop())
-        if time.monotonic() > deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise AssertionError(f"pages did not converge: versions {versions}\n{docs}")
-        time.sleep(0.1)
+        for page in pages:
+            page.wait_for_function(
+                "(v) => window.tandem.client.version >= v", arg=max(versions), timeout=left * 1000
+            )
+
+
+# One page's version, contents and whether it is synced, read at one moment.
+_STATE = """() => {
+    const t = window.tandem;
+    const c = t.client;
+    return {
+        version: c.version,
+        ops: t.quill.getContents().ops,
+        synced: c.joined && c.pendingCount() === 0 && c.held.size === 0 && t.consistent(),
+    };
+}"""
 
 
 def stored(document_id, env):

@@ -12,7 +12,7 @@ from tests.e2e.pages import (
     wait_converged,
     wait_joined_page,
 )
-from tests.e2e.slow_proxy import SlowProxy
+from tests.e2e.proxy import SlowProxy
 
 pytestmark = pytest.mark.e2e
 

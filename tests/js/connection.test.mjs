@@ -182,6 +182,12 @@ function setupFallback() {
     close() {
       this.closed = true;
     }
+    serverOpen() {
+      this.onopen();
+    }
+    serverClose(code) {
+      this.onclose({ code });
+    }
   }
   const parts = setup({
     fallbackUrl: "/documents/1/live/",
@@ -192,27 +198,104 @@ function setupFallback() {
   return { ...parts, channels, transports };
 }
 
-test("two WebSockets that never open: switch to the HTTP fallback at once", () => {
-  const { clock, sockets, channels, transports, connection, events } = setupFallback();
+/** Start a connection whose first two WebSockets never open: it tries the fallback. */
+function failTwice({ clock, sockets, connection }) {
   connection.start();
   sockets[0].serverClose(1006);
   clock.advance(300);
   sockets[1].serverClose(1006);
+  clock.advance(300);
+}
+
+test("two WebSockets that never open while HTTP answers: switch to the HTTP fallback", () => {
+  const parts = setupFallback();
+  const { clock, sockets, channels, transports, connection, events } = parts;
+  failTwice(parts);
   assert.deepEqual(transports, ["http"]);
   assert.equal(connection.transport, "http");
-  clock.advance(300);
   assert.equal(channels.length, 1, "the fallback is tried without the long backoff");
   assert.equal(channels[0].url, "/documents/1/live/");
-  channels[0].onopen();
+  channels[0].serverOpen();
   assert.equal(connection.send({ type: "hello" }), true);
   assert.deepEqual(channels[0].sent, [{ type: "hello" }]);
   channels[0].onmessage({ data: JSON.stringify({ type: "joined" }) });
   assert.deepEqual(events.slice(-2), ["open", "joined"]);
-  assert.equal(sockets.length, 2, "no WebSocket while on the fallback");
+  assert.equal(sockets.length, 3, "HTTP answers: is the WebSocket still failing now?");
+  sockets[2].serverClose(1006);
+  clock.advance(59000);
+  assert.equal(connection.transport, "http", "it is: WebSockets are blocked, HTTP stays");
+  assert.equal(channels[0].closed, false);
+  assert.equal(sockets.length, 3, "no WebSocket while on the fallback until the next probe");
+});
+
+test("the network down (HTTP fails too): back to WebSockets, backing off, one when it returns", () => {
+  const parts = setupFallback();
+  const { clock, sockets, channels, transports, connection } = parts;
+  failTwice(parts);
+  channels[0].serverClose(1006); // the fallback never opened either
+  assert.equal(connection.transport, "websocket");
+  assert.deepEqual(transports, ["http", "websocket"]);
+  clock.advance(1400);
+  assert.equal(sockets.length, 2, "the backoff went on growing through the fallback's try");
+  clock.advance(1600);
+  assert.equal(sockets.length, 3, "a WebSocket next");
+  // A long outage: every attempt fails, whichever transport, and the delays reach the cap.
+  for (let i = 0; i < 20; i += 1) {
+    (connection.transport === "http" ? channels : sockets).at(-1).serverClose(1006);
+    clock.advance(10000);
+  }
+  assert.ok(channels.length >= 2 && sockets.length >= 10, "WebSockets mostly, HTTP now and then");
+  if (connection.transport === "http") {
+    channels.at(-1).serverClose(1006);
+    clock.advance(10000);
+  }
+  // The network is back: the WebSocket opens, and the page stays on it.
+  sockets.at(-1).serverOpen();
+  sockets.at(-1).serverSend({ type: "joined" });
+  assert.equal(connection.transport, "websocket");
+  assert.equal(connection.send({ type: "hello" }), true);
+  const counts = [sockets.length, channels.length];
+  clock.advance(120000);
+  assert.deepEqual([sockets.length, channels.length], counts, "no probes, no fallback");
+  assert.equal(connection.transport, "websocket");
+});
+
+test("a fallback attempt that hangs (a blackholed network) also counts as HTTP failing", () => {
+  const parts = setupFallback();
+  const { clock, sockets, channels, connection } = parts;
+  failTwice(parts);
+  assert.equal(channels.length, 1);
+  clock.advance(10000);
+  assert.ok(channels[0].closed, "abandoned after the connect timeout");
+  assert.equal(connection.transport, "websocket");
+  clock.advance(10000);
+  assert.equal(sockets.length, 3);
+});
+
+test("the network returns between the WebSocket's failure and the HTTP try: back to a WebSocket", () => {
+  const parts = setupFallback();
+  const { clock, sockets, channels, transports, connection } = parts;
+  failTwice(parts);
+  channels[0].serverOpen(); // the fallback opened: the network is back
+  channels[0].onmessage({ data: JSON.stringify({ type: "joined" }) });
+  assert.equal(sockets.length, 3, "a WebSocket is probed at once");
+  sockets[2].serverOpen();
+  assert.ok(sockets[2].closed, "the probe itself is closed");
+  assert.deepEqual(transports, ["http", "websocket"]);
+  assert.ok(channels[0].closed, "the fallback channel is dropped");
+  clock.advance(250);
+  assert.equal(sockets.length, 4, "and a real WebSocket opened");
+  sockets[3].serverOpen();
+  assert.equal(connection.send({ type: "hello" }), true);
+  assert.deepEqual(sockets[3].sent, [{ type: "hello" }]);
+  clock.advance(120000);
+  assert.equal(sockets.length, 4);
+  assert.equal(channels.length, 1);
 });
 
 test("a WebSocket that keeps dropping after it opened: fall back on the third drop", () => {
-  const { clock, sockets, transports, connection } = setupFallback();
+  const parts = setupFallback();
+  const { clock, sockets, transports, connection } = parts;
   connection.start();
   for (let i = 0; i < 3; i += 1) {
     sockets[i].serverOpen();
@@ -222,7 +305,8 @@ test("a WebSocket that keeps dropping after it opened: fall back on the third dr
     clock.advance(300);
   }
   assert.deepEqual(transports, ["http"]);
-  assert.equal(sockets.length, 3);
+  parts.channels[0].serverOpen();
+  assert.equal(sockets.length, 3, "not checked at once: a WebSocket that drops still opens");
 });
 
 test("drops far apart do not count as repeated; no fallback configured, none used", () => {
@@ -247,33 +331,56 @@ test("drops far apart do not count as repeated; no fallback configured, none use
 });
 
 test("on the fallback: probe for a WebSocket every minute and return when one opens", () => {
-  const { clock, sockets, channels, transports, connection } = setupFallback();
-  connection.start();
-  sockets[0].serverClose(1006);
-  clock.advance(300);
-  sockets[1].serverClose(1006);
-  clock.advance(300);
-  channels[0].onopen();
+  const parts = setupFallback();
+  const { clock, sockets, channels, transports, connection } = parts;
+  failTwice(parts);
+  channels[0].serverOpen();
+  sockets[2].serverClose(1006); // the check at the fallback's opening: still blocked
   clock.advance(59000);
-  assert.equal(sockets.length, 2);
+  assert.equal(sockets.length, 3);
   clock.advance(1000);
-  assert.equal(sockets.length, 3, "a probe after a minute");
-  sockets[2].serverClose(1006); // the probe failed: stay
+  assert.equal(sockets.length, 4, "a probe after a minute");
+  sockets[3].serverClose(1006); // the probe failed: stay
   assert.equal(connection.transport, "http");
   assert.equal(channels[0].closed, false);
   clock.advance(60000);
-  assert.equal(sockets.length, 4, "probe again");
-  sockets[3].serverOpen();
-  assert.ok(sockets[3].closed, "the probe itself is closed");
+  assert.equal(sockets.length, 5, "probe again");
+  sockets[4].serverOpen();
+  assert.ok(sockets[4].closed, "the probe itself is closed");
   assert.deepEqual(transports, ["http", "websocket"]);
   assert.ok(channels[0].closed, "the fallback channel is dropped");
   clock.advance(250);
-  assert.equal(sockets.length, 5, "and a real WebSocket opened at once");
-  sockets[4].serverOpen();
+  assert.equal(sockets.length, 6, "and a real WebSocket opened at once");
+  sockets[5].serverOpen();
   assert.equal(connection.send({ type: "hello" }), true);
-  assert.deepEqual(sockets[4].sent, [{ type: "hello" }]);
+  assert.deepEqual(sockets[5].sent, [{ type: "hello" }]);
   clock.advance(120000);
-  assert.equal(sockets.length, 5, "no probes on a WebSocket");
+  assert.equal(sockets.length, 6, "no probes on a WebSocket");
+});
+
+test("blocked WebSockets and then an outage on the fallback: back on HTTP once it is over", () => {
+  const parts = setupFallback();
+  const { clock, sockets, channels, connection } = parts;
+  failTwice(parts);
+  channels[0].serverOpen();
+  channels[0].onmessage({ data: JSON.stringify({ type: "joined" }) });
+  sockets[2].serverClose(1006); // blocked
+  channels[0].serverClose(1006); // then the network goes
+  clock.advance(1000);
+  assert.equal(channels.length, 2, "the fallback is tried again first: it was working");
+  channels[1].serverClose(1006); // down
+  assert.equal(connection.transport, "websocket");
+  for (let i = 0; i < 2; i += 1) {
+    clock.advance(10000);
+    sockets.at(-1).serverClose(1006); // blocked, or down
+  }
+  clock.advance(300);
+  assert.equal(channels.length, 3, "WebSockets failed twice: HTTP again");
+  channels[2].serverOpen(); // the network is back
+  sockets.at(-1).serverClose(1006); // and WebSockets are still blocked
+  clock.advance(30000);
+  assert.equal(connection.transport, "http");
+  assert.equal(channels[2].closed, false);
 });
 
 // -- EventChannel ------------------------------------------------------------------
