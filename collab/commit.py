@@ -16,7 +16,7 @@ from django.conf import settings
 
 from collab.ot import Delta, DeltaError
 
-from . import metrics, store
+from . import docsize, metrics, store
 from .dbthread import db
 from .protocol import ProtocolError, encode
 
@@ -89,8 +89,11 @@ async def commit_batch(hub, submissions, arrived=None):
     if plan.missing:
         # Other processes committed these first; our sockets get them before our acks.
         hub.content, hub.version = plan.base_content, plan.missing[-1].version
+        hub.size.record(plan.base_content, plan.base_size)
         hub.remember(plan.missing)
         await broadcast(hub, plan.missing)
+    if plan.committed:
+        hub.size.record(plan.content, plan.size)
     await _publish(hub, plan.committed, plan.replies, plan.content, arrived)
     return waited
 
@@ -102,6 +105,8 @@ class Plan:
     committed: list
     replies: list
     content: object
+    size: int = 0  # a bound on the size of `content` (collab.docsize)
+    base_size: int = 0  # and of `base_content`
 
 
 def _plan(hub, submissions, missing):
@@ -117,9 +122,12 @@ def _plan(hub, submissions, missing):
     checked = missing is not None
     missing = missing or []
     content = hub.content
+    size = hub.size.of(content)
     for op in missing:
         content = op.delta.apply_to(content)
-    plan = Plan(missing, content, [], [], content)
+        size += docsize.inserted(op.delta)
+    plan = Plan(missing, content, [], [], content, size, size)
+    limit = settings.TANDEM_MAX_DOCUMENT_BYTES
     version = missing[-1].version if missing else hub.version
     seen = dict(hub.last_seq)
     for op in missing:
@@ -147,10 +155,18 @@ def _plan(hub, submissions, missing):
         for op in _ops_between(hub, submission.version, missing, plan.committed):
             delta = op.delta.transform(delta, True)
         try:
-            plan.content = delta.apply_to(plan.content)
+            after = delta.apply_to(plan.content)
         except DeltaError as error:
             plan.replies.append((consumer, _error(error, submission)))
             continue
+        size = docsize.check(plan.size, delta, after, limit)
+        if size is None:
+            error = ProtocolError(
+                "document_too_large", f"a document is limited to {limit} bytes", seq=seq
+            )
+            plan.replies.append((consumer, error.as_message()))
+            continue
+        plan.content, plan.size = after, size
         version += 1
         plan.committed.append(store.Committed(version, delta, client, seq, consumer.user_id))
         seen[client] = (seq, version)
@@ -257,9 +273,12 @@ async def catch_up(hub):
 
 def _advance(hub, ops):
     content = hub.content
+    size = hub.size.of(content)
     for op in ops:
         content = op.delta.apply_to(content)
+        size += docsize.inserted(op.delta)
     hub.content = content
+    hub.size.record(content, size)
     hub.version = ops[-1].version
     hub.remember(ops)
 

@@ -14,7 +14,7 @@ import uuid
 
 from django.conf import settings
 
-from . import metrics, presence, store
+from . import docsize, metrics, presence, store
 from .dbthread import db, in_snapshot_thread
 from .protocol import CLOSE_NO_ACCESS, CLOSE_SILENT, ProtocolError, encode
 
@@ -44,6 +44,7 @@ class DocumentHub:
         # Document state, owned by the commit task.
         self.version = 0
         self.content = None
+        self.size = docsize.SizeBound()  # of self.content, kept by the commit task
         self.locked = False
         self.recent = []  # Committed ops, consecutive, ending at self.version
         self.last_seq = {}  # client_id -> (seq, version) of its latest committed edit
@@ -98,6 +99,7 @@ class DocumentHub:
             "title": consumer.title,
             "you": {"session": consumer.session, "user": consumer.presence["user"]},
             "presence": self.presence_list(exclude=consumer.session),
+            "limits": consumer.limits.as_message(),
         }
         if hello.version is None or self.version - hello.version > CATCH_UP_MAX_OPS:
             reply["content"] = self.content.ops

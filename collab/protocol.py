@@ -128,17 +128,34 @@ PARSERS = {
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_bytes: int = 256 * 1024
+    max_bytes: int = 256 * 1024  # one message, in UTF-8 bytes
     max_ops: int = 10_000
     max_chars: int = 1_000_000
+    max_document_bytes: int = 10 * 1024 * 1024  # collab.docsize
+
+    def as_message(self):
+        """The limits as `joined` tells them, so that a client can cut its edits to fit."""
+        return {
+            "message_bytes": self.max_bytes,
+            "delta_ops": self.max_ops,
+            "delta_chars": self.max_chars,
+            "document_bytes": self.max_document_bytes,
+        }
+
+
+def utf8_len(text):
+    """Length of `text` in UTF-8 bytes, as it travelled (isascii is a flag check)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def parse_message(text, limits):
     """Decode one client frame into a message object, or raise ProtocolError."""
     if text is None:
         raise ProtocolError("bad_json", "binary frames are not part of the protocol")
-    if len(text) > limits.max_bytes:
-        raise ProtocolError("too_large", f"frames are limited to {limits.max_bytes} bytes")
+    if utf8_len(text) > limits.max_bytes:
+        raise ProtocolError(
+            "too_large", f"messages are limited to {limits.max_bytes} bytes", seq=_seq_of(text)
+        )
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -149,6 +166,19 @@ def parse_message(text, limits):
     if parser is None:
         raise ProtocolError("bad_message", f"unknown message type {message.get('type')!r}")
     return parser(message, limits)
+
+
+def _seq_of(text):
+    """The `seq` of a frame refused before parsing, if it is a submit, so that the error names
+    the edit. The transport bounds a frame (daphne's limits), so decoding it is bounded too."""
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict) or message.get("type") != "submit":
+        return None
+    seq = message.get("seq")
+    return seq if type(seq) is int and 1 <= seq <= MAX_VERSION else None
 
 
 def encode(message):

@@ -77,7 +77,10 @@ class EditSession:
         self.readonly = not can_edit(role, document)
         self.title = document.title
         self.presence = presence.entry(self.session, user.pk, user.get_username())
-        self.limits = Limits(max_bytes=settings.TANDEM_MAX_MESSAGE_BYTES)
+        self.limits = Limits(
+            max_bytes=settings.TANDEM_MAX_MESSAGE_BYTES,
+            max_document_bytes=settings.TANDEM_MAX_DOCUMENT_BYTES,
+        )
         self.errors = 0
         self.allowance = float(settings.TANDEM_RATE_LIMIT_PER_SECOND)
         self.last_heard = self.last_refill = time.monotonic()
@@ -101,11 +104,12 @@ class EditSession:
         if not self.open:
             return  # refused or closed; the close is on its way
         self.last_heard = time.monotonic()
-        if not self._within_rate():
-            await self.refuse(ProtocolError("rate_limited", "too many messages; slow down"))
-            return
         try:
             message = parse_message(text, self.limits)
+            if not self._within_rate():
+                # After parsing, so that a refused edit is named and its client resends it.
+                seq = getattr(message, "seq", None)
+                raise ProtocolError("rate_limited", "too many messages; slow down", seq=seq)
             await HANDLERS[type(message)](self, message)
         except ProtocolError as error:
             await self.refuse(error)

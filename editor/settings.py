@@ -174,6 +174,8 @@ if PRODUCTION:
 
 # Real-time engine limits (see docs/protocol.md).
 TANDEM_MAX_MESSAGE_BYTES = env_int("TANDEM_MAX_MESSAGE_BYTES", 256 * 1024)
+# The largest a document may grow (collab.docsize); an edit past it is `document_too_large`.
+TANDEM_MAX_DOCUMENT_BYTES = env_int("TANDEM_MAX_DOCUMENT_BYTES", 10 * 1024 * 1024)
 TANDEM_SNAPSHOT_EVERY_OPS = env_int("TANDEM_SNAPSHOT_EVERY_OPS", 200)
 TANDEM_SNAPSHOT_EVERY_SECONDS = env_int("TANDEM_SNAPSHOT_EVERY_SECONDS", 30)
 TANDEM_RATE_LIMIT_PER_SECOND = env_int("TANDEM_RATE_LIMIT_PER_SECOND", 200)

@@ -285,9 +285,76 @@ async def test_bad_input_gets_an_error_and_changes_nothing(connect, document, ow
 async def test_too_large_frame_is_refused(connect, document, owner, settings):
     settings.TANDEM_MAX_MESSAGE_BYTES = 1000
     alice = await connect(owner, document)
-    await alice.submit(0, [{"insert": "x" * 2000}])
-    assert (await alice.receive_type("error"))["code"] == "too_large"
+    seq = await alice.submit(0, [{"insert": "x" * 2000}])
+    error = await alice.receive_type("error")
+    assert (error["code"], error["seq"]) == ("too_large", seq)
     assert await content_in_db(document) == (0, [{"insert": "\n"}])
+    # The refused seq was not used: the client sends its next edit under it.
+    await alice.submit(0, [{"insert": "x"}], seq=seq)
+    assert await alice.receive_type("ack") == {"type": "ack", "seq": seq, "version": 1}
+
+
+async def test_message_limit_counts_utf8_bytes(connect, document, owner, settings):
+    settings.TANDEM_MAX_MESSAGE_BYTES = 1000
+    alice = await connect(owner, document)
+    assert alice.joined["limits"]["message_bytes"] == 1000
+
+    def frame(text):  # as a browser sends it: UTF-8, not \u escapes
+        message = {"type": "submit", "seq": 1, "version": 0, "delta": [{"insert": text}]}
+        return json.dumps(message, ensure_ascii=False)
+
+    # 530 characters, 980 bytes of text in UTF-8: over the limit with the rest of the frame.
+    await alice.ws.send_to(text_data=frame("é" * 450 + "x" * 80))
+    error = await alice.receive_type("error")
+    assert (error["code"], error["seq"]) == ("too_large", 1)
+    await alice.ws.send_to(text_data=frame("é" * 400))
+    assert (await alice.receive_type("ack"))["version"] == 1
+
+
+async def test_joined_tells_the_limits(connect, document, owner, settings):
+    settings.TANDEM_MAX_DOCUMENT_BYTES = 5000
+    alice = await connect(owner, document)
+    assert alice.joined["limits"] == {
+        "message_bytes": settings.TANDEM_MAX_MESSAGE_BYTES,
+        "delta_ops": 10_000,
+        "delta_chars": 1_000_000,
+        "document_bytes": 5000,
+    }
+
+
+async def test_edit_past_the_document_limit_is_refused_alone(
+    connect, document, owner, editor_user, settings
+):
+    settings.TANDEM_MAX_DOCUMENT_BYTES = 20
+    alice = await connect(owner, document)
+    bob = await connect(editor_user, document)
+    await alice.submit(0, [{"insert": "0123456789"}])
+    assert (await alice.receive_type("ack"))["version"] == 1
+    # Ten more bytes would reach 21 with the final newline: refused, named, nothing stored.
+    seq = await alice.submit(1, [{"insert": "abcdefghij"}])
+    error = await alice.receive_type("error")
+    assert (error["code"], error["seq"]) == ("document_too_large", seq)
+    assert await content_in_db(document) == (1, [{"insert": "0123456789\n"}])
+    # Others' edits that fit still commit, and so do the author's next ones (same seq).
+    await bob.submit(1, [{"insert": "é"}])  # two bytes: 13 in all
+    assert (await bob.receive_commits(2))[2] == "ack"
+    await alice.submit(1, [{"delete": 5}], seq=seq)
+    assert (await alice.receive_commits(3))[3] == "ack"
+    # Deleting made room, which the bound alone does not know: the document is measured.
+    await alice.submit(3, [{"insert": "abcdefghi"}])
+    assert (await alice.receive_commits(4))[4] == "ack"
+    assert await content_in_db(document) == (4, [{"insert": "abcdefghié56789\n"}])
+
+
+async def test_a_rate_limited_edit_is_named(connect, document, owner, settings):
+    settings.TANDEM_RATE_LIMIT_PER_SECOND = 2
+    alice = await connect(owner, document)
+    for _ in range(3):
+        await alice.send(type="ping")
+    seq = await alice.submit(0, [{"insert": "x"}])
+    while "seq" not in (message := await alice.receive()):
+        assert message["type"] == "pong" or message["code"] == "rate_limited", message
+    assert (message["code"], message["seq"]) == ("rate_limited", seq)
 
 
 async def test_messages_before_hello_are_refused(connect, document, owner):
