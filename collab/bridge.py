@@ -14,10 +14,20 @@ a document open in one process costs no Redis traffic. A hub announces itself wh
 (`doc.here`), and the others answer with their version and who is connected there, so a
 newcomer learns of edits it might have missed and of everyone present. Liveness (`alive`)
 goes once per tick per process for all its shared documents, not once per document.
+
+Events are at most once: what the layer drops (Redis down or restarted, a subscription cut
+off) is not resent. A hub notices a gap by version when the next event comes, but a quiet
+process gets no next event. So the bridge sends itself a beat every second through the layer
+and judges the link from them (collab.link). While the link is suspect, every tick reads the
+newest versions of the open documents from the database (one query) and the hubs catch up;
+when the beats come back, every open document is resynced and announced again, so the
+processes learn of each other's edits and sessions anew. Every SAFETY_NET_SECONDS the same
+comparison runs anyway, in case something was lost that no beat noticed.
 """
 
 import asyncio
 import logging
+import time
 import uuid
 import weakref
 
@@ -26,6 +36,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from editor.notify import USERS_GROUP, document_group
 
 from . import metrics
+from .link import BEAT_SECONDS, LOST, MISSED, RESTORED, Link
 
 log = logging.getLogger("tandem.bridge")
 
@@ -38,6 +49,9 @@ LAYER_CALLS_AT_ONCE = 32
 PROCESSES_GROUP = "tandem.processes"
 # Events per bundle at most: channels-redis keeps a message whole in Redis and in memory.
 BUNDLE_MAX = 500
+# However healthy the link looks, compare the open documents with the database this often.
+SAFETY_NET_SECONDS = 30
+BEAT = "tandem.beat"
 
 
 class Bridge:
@@ -53,6 +67,8 @@ class Bridge:
         self.gate = asyncio.Semaphore(LAYER_CALLS_AT_ONCE)
         self.members = {}  # document -> hubs of this process that want its messages
         self.turns = weakref.WeakValueDictionary()  # document -> lock while in use
+        self.link = Link(time.monotonic())
+        self.resync_due = False
 
     async def start(self):
         """Join the layer once; every caller waits for the same start.
@@ -80,11 +96,18 @@ class Bridge:
         self.outbox = asyncio.Queue()
         loop = asyncio.get_running_loop()
         self.tasks = [loop.create_task(self._receive()), loop.create_task(self._send())]
+        if not isinstance(layer, InMemoryChannelLayer):
+            self.tasks.append(loop.create_task(self._watch()))
         self.layer = layer  # last: `shared` and publishing rely on the rest being ready
 
     @property
     def shared(self):
         return self.layer is not None and not isinstance(self.layer, InMemoryChannelLayer)
+
+    @property
+    def link_up(self):
+        """False while the layer may be dropping events: read the database, not the events."""
+        return self.link.up
 
     async def subscribe(self, document_id):
         """Receive the document's messages, for one more hub of this process.
@@ -153,6 +176,7 @@ class Bridge:
                 # At-most-once: the receivers notice the gap by version and read the log.
                 self.send_failures += 1
                 metrics.send_failure()
+                self._judged(self.link.failed())
                 log.exception("channel layer send failed: %d events lost", len(events))
 
     async def _receive(self):
@@ -166,7 +190,12 @@ class Bridge:
                     # A layer may turn our cancellation into its own error; stop all the same.
                     raise asyncio.CancelledError() from None
                 log.exception("channel layer receive failed")
+                self._judged(self.link.failed())
                 await asyncio.sleep(1)
+                continue
+            if message.get("type") == BEAT:
+                if message.get("origin") == self.origin:
+                    self._judged(self.link.heard_back(message["n"], time.monotonic()))
                 continue
             if message.get("origin") == self.origin:
                 continue
@@ -175,6 +204,42 @@ class Bridge:
                     await self.registry.dispatch(event)
                 except Exception:
                     log.exception("could not handle %s", event.get("type"))
+
+    async def _watch(self):
+        """Beat through the layer; catch up from the database while the link is suspect."""
+        checked = time.monotonic()
+        while True:
+            beat = {"type": BEAT, "origin": self.origin, "n": self.link.beat()}
+            try:
+                async with asyncio.timeout(BEAT_SECONDS):
+                    await self.layer.send(self.channel, beat)
+            except Exception:
+                if _cancelled():
+                    raise asyncio.CancelledError() from None
+                self._judged(self.link.failed())
+            await asyncio.sleep(BEAT_SECONDS)
+            self._judged(self.link.check(time.monotonic()))
+            now = time.monotonic()
+            resync, self.resync_due = self.resync_due, False
+            if resync or not self.link.up or now - checked > SAFETY_NET_SECONDS:
+                checked = now
+                try:
+                    await self.registry.catch_up_all(announce=resync)
+                except Exception:
+                    self.resync_due = self.resync_due or resync  # try again next beat
+                    log.exception("catching up from the database failed")
+
+    def _judged(self, verdict):
+        """Act on what the link's judge said (collab.link)."""
+        if verdict == LOST:
+            metrics.link_lost()
+            log.warning("channel layer link lost: reading the open documents from the database")
+        elif verdict in (RESTORED, MISSED):
+            if verdict == MISSED:
+                metrics.link_lost()
+            metrics.link_restored()
+            self.resync_due = True
+            log.warning("channel layer link %s: resyncing the open documents", verdict)
 
 
 def _cancelled():

@@ -25,6 +25,9 @@ log = logging.getLogger("tandem.hub")
 RECENT_OPS = 2000
 # A client further behind than this on reconnect gets the whole document instead of the ops.
 CATCH_UP_MAX_OPS = 1000
+# How long a `hello` waits for its hub to catch up with the database before it is answered
+# with what the hub has (a client ahead of it is then refused with future_version).
+JOIN_CATCH_UP_SECONDS = 5
 
 
 class HubClosed(Exception):
@@ -41,6 +44,7 @@ class DocumentHub:
         self.queue = asyncio.Queue()
         self.closed = False
         self.ready = asyncio.get_running_loop().create_future()
+        self._waiting = []  # (version, future) of joins waiting for the hub to reach it
         # Document state, owned by the commit task.
         self.version = 0
         self.content = None
@@ -54,6 +58,50 @@ class DocumentHub:
         self.peer_heard = None  # when another process last spoke about this document
 
     # -- state -------------------------------------------------------------------------
+
+    @property
+    def version(self):
+        return self._version
+
+    @version.setter
+    def version(self, version):
+        # A property so that whatever advances the version (a commit, a catch-up) wakes the
+        # joins waiting for it, without the commit task having to know of them.
+        self._version = version
+        if self._waiting:
+            still = []
+            for wanted, future in self._waiting:
+                if version >= wanted:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    still.append((wanted, future))
+            self._waiting = still
+
+    async def reach(self, version, seconds):
+        """Wait (at most `seconds`) until the commit task has caught up to `version`; ask it
+        to. Returns whether it did."""
+        if self._version >= version:
+            return True
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((version, future))
+        self.behind(version)
+        try:
+            async with asyncio.timeout(seconds):
+                await future
+        except TimeoutError:
+            return False
+        return True
+
+    async def catch_up_for_join(self, wanted):
+        """Before answering a `hello`: when the link to the other processes is suspect, or the
+        client knows a version newer than ours (it was served by another process), read the
+        newest version from the database and catch up to it first."""
+        if self.registry.bridge.link_up and (wanted is None or wanted <= self._version):
+            return
+        newer = await db(store.newer_versions)({self.document_id: self._version})
+        if self.document_id in newer:
+            await self.reach(newer[self.document_id], JOIN_CATCH_UP_SECONDS)
 
     def load(self, loaded):
         self.version = loaded.version
@@ -86,6 +134,7 @@ class DocumentHub:
 
     async def join(self, consumer, hello):
         """Answer a `hello`: the document (or the ops the client lacks) and who is here."""
+        await self.catch_up_for_join(hello.version)
         if hello.version is not None and hello.version > self.version:
             raise ProtocolError("future_version", "this document has no such version yet")
         if self.closed:

@@ -111,6 +111,25 @@ class Registry:
         elif kind == "doc.changed":
             await hub.changed(message["change"])
 
+    async def catch_up_all(self, announce=False):
+        """Compare every open document with the database (one query) and let the hubs that
+        are behind catch up; with `announce`, tell the other processes about each anew.
+
+        The bridge calls it while its link to the other processes is suspect, when the link
+        comes back (`announce`: they may have stopped counting us as a peer) and now and then
+        as a safety net (collab.bridge).
+        """
+        open_hubs = [hub for hub in self.hubs.values() if not hub.closed]
+        if not open_hubs:
+            return
+        known = {hub.document_id: hub.version for hub in open_hubs}
+        newer = await db(store.newer_versions)(known)
+        for hub in open_hubs:
+            if hub.document_id in newer:
+                hub.behind(newer[hub.document_id])
+            if announce:
+                self.bridge.publish(hub, {"type": "doc.here", "version": hub.version}, always=True)
+
     def _alive(self, documents):
         now = time.monotonic()
         for document_id, sessions in documents:

@@ -22,7 +22,7 @@ import os
 import time
 from collections import deque
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 TRANSPORTS = ("websocket", "http")
@@ -52,6 +52,22 @@ SEND_FAILURES = Counter(
     "Messages to other processes that the channel layer failed to send",
     registry=REGISTRY,
 )
+LINK_UP = Gauge(
+    "tandem_channel_layer_link_up",
+    "1 while this process's own beats come back through the channel layer, else 0",
+    registry=REGISTRY,
+)
+LINK_LOSSES = Counter(
+    "tandem_channel_layer_link_losses",
+    "Times the channel layer stopped carrying this process's messages (or dropped some)",
+    registry=REGISTRY,
+)
+RECOVERIES = Counter(
+    "tandem_channel_layer_recoveries",
+    "Times the link came back and the open documents were resynced from the database",
+    registry=REGISTRY,
+)
+LINK_UP.set(1)  # the in-memory layer never fails; a Redis link is watched by the bridge
 REJECTED = Counter(
     "tandem_rejected_messages",
     "Client messages answered with an error, by error code",
@@ -94,6 +110,18 @@ def fan_out(n):
 def send_failure():
     """The channel layer failed to send a message to the other processes."""
     SEND_FAILURES.inc()
+
+
+def link_lost():
+    """The channel layer stopped carrying this process's messages."""
+    LINK_UP.set(0)
+    LINK_LOSSES.inc()
+
+
+def link_restored():
+    """The link came back; the open documents are resynced from the database."""
+    LINK_UP.set(1)
+    RECOVERIES.inc()
 
 
 def rejected(code):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, ProgrammingError, connection, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from collab.ot import Delta
@@ -92,6 +93,26 @@ def _ops_since(cursor, document_id, version, limit=None):
 def _committed(version, delta, client_id, seq, author):
     """A row of `since` (its columns in Committed's order) as a Committed op."""
     return Committed(version, Delta(json.loads(delta)), client_id, seq, author)
+
+
+def newer_versions(known):
+    """{document_id: its newest version} for the documents of `known` ({document_id: version})
+    whose log has gone past the version given. Deleted documents are left out.
+
+    One query for all open documents, each answered from the end of the (document, version)
+    index.
+    """
+    if not known:
+        return {}
+    newest = (
+        Operation.objects.filter(document_id=OuterRef("pk")).order_by("-version").values("version")
+    )
+    rows = (
+        Document.objects.filter(pk__in=list(known))
+        .annotate(newest=Subquery(newest[:1]))
+        .values_list("pk", "newest")
+    )
+    return {pk: newest for pk, newest in rows if newest is not None and newest > known[pk]}
 
 
 def find_committed(document_id, client_id, seq):

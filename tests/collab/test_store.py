@@ -47,6 +47,18 @@ def test_a_commit_sees_what_was_committed_since_its_version(document):
     assert store.load(document.pk).content.ops == [{"insert": "cba\n"}]
 
 
+def test_newer_versions_names_the_documents_whose_log_went_past_the_version_known(document, owner):
+    other = Document.objects.create(title="Other", owner=owner)
+    quiet = Document.objects.create(title="Quiet", owner=owner)
+    for seq in (1, 2, 3):
+        commit(document.pk, seq - 1, "client-aaaa", seq, "a")
+    commit(other.pk, 0, "client-bbbb", 1, "b")
+    known = {document.pk: 1, other.pk: 1, quiet.pk: 0, 999_999: 0}
+    with CaptureQueriesContext(connection) as queries:
+        assert store.newer_versions(known) == {document.pk: 3}
+    assert len(queries) == 1
+
+
 def test_find_committed_names_the_version_of_a_client_edit(document):
     commit(document.pk, 0, "client-aaaa", 1, "a")
     commit(document.pk, 1, "client-bbbb", 1, "b")
