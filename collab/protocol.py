@@ -5,12 +5,17 @@ which the consumer turns into an `error` message without touching the document.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
-from collab.ot import Delta, DeltaError, parse_delta
+from collab.ot import Delta, DeltaError, Schema, load_schema, parse_delta
 
 MAX_VERSION = 2**31 - 1
+
+# The formats the editor registers, read by the page's Quill setup too (docs/protocol.md).
+FORMATS_FILE = Path(__file__).resolve().parent.parent / "static" / "js" / "formats.json"
+EDITOR_SCHEMA = load_schema(FORMATS_FILE)
 
 # Closing codes (docs/protocol.md).
 CLOSE_UNAUTHENTICATED = 4401
@@ -85,7 +90,10 @@ def _submit(message, limits):
     version = _int(message, "version")
     try:
         delta = parse_delta(
-            message.get("delta"), max_ops=limits.max_ops, max_chars=limits.max_chars
+            message.get("delta"),
+            max_ops=limits.max_ops,
+            max_chars=limits.max_chars,
+            schema=limits.schema,
         )
     except DeltaError as error:
         raise ProtocolError(error.code, str(error), seq=seq) from None
@@ -132,6 +140,8 @@ class Limits:
     max_ops: int = 10_000
     max_chars: int = 1_000_000
     max_document_bytes: int = 10 * 1024 * 1024  # collab.docsize
+    # What an edit may insert and format; None accepts any well-formed delta.
+    schema: Schema | None = EDITOR_SCHEMA
 
     def as_message(self):
         """The limits as `joined` tells them, so that a client can cut its edits to fit."""

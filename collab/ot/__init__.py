@@ -7,6 +7,7 @@ tests and the benchmarks can all use it directly.
 from .delta import Delta
 from .errors import DeltaError
 from .parse import parse_delta
+from .schema import Schema, load_schema
 from .utf16 import utf16_len
 
-__all__ = ["Delta", "DeltaError", "parse_delta", "utf16_len"]
+__all__ = ["Delta", "DeltaError", "Schema", "load_schema", "parse_delta", "utf16_len"]

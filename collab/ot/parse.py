@@ -11,6 +11,7 @@ import math
 from .delta import Delta
 from .errors import DeltaError
 from .ops import push
+from .schema import Schema
 from .utf16 import has_lone_surrogate, utf16_len
 
 # Counts beyond JavaScript's exact integers would be rounded in the browser.
@@ -74,11 +75,14 @@ def _parse_insert(index: int, value) -> tuple[str | dict, int]:
     raise _bad(index, "insert must be a string or an embed object")
 
 
-def parse_delta(data, *, max_ops: int = 10000, max_chars: int = 1_000_000) -> Delta:
+def parse_delta(
+    data, *, max_ops: int = 10000, max_chars: int = 1_000_000, schema: Schema | None = None
+) -> Delta:
     """A normalised :class:`Delta` from untrusted JSON data, or ``DeltaError``.
 
     ``max_ops`` bounds the number of ops and ``max_chars`` the code units of
-    inserted text plus attribute names and values (code "too_large").
+    inserted text plus attribute names and values (code "too_large"). With a
+    ``schema``, an embed or attribute it does not allow is "bad_delta" too.
     The input is copied, never kept or modified.
     """
     if type(data) is dict and data.keys() == {"ops"}:
@@ -113,5 +117,7 @@ def parse_delta(data, *, max_ops: int = 10000, max_chars: int = 1_000_000) -> De
         chars += size
         if chars > max_chars:
             raise DeltaError("too_large", f"more than {max_chars} characters at op {index}")
+        if schema is not None:
+            schema.check_op(index, op)
         push(ops, op)
     return Delta(ops)

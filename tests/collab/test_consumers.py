@@ -282,6 +282,34 @@ async def test_bad_input_gets_an_error_and_changes_nothing(connect, document, ow
     assert (await alice.receive_type("ack"))["version"] == 2
 
 
+# What the editor cannot render: each would break every later load of the document.
+UNRENDERABLE = [
+    [{"insert": {"formula": "e^x"}}],
+    [{"insert": "a", "attributes": {"font": "serif"}}],
+    [{"insert": "a"}, {"insert": "\n", "attributes": {"header": 7}}],
+    [{"insert": "a", "attributes": {"link": "javascript:alert(1)"}}],
+]
+
+
+@pytest.mark.parametrize("delta", UNRENDERABLE)
+async def test_content_the_editor_cannot_render_is_refused_with_its_seq(
+    connect, document, owner, editor_user, delta
+):
+    alice = await connect(owner, document)
+    bob = await connect(editor_user, document)
+    seq = await alice.submit(0, delta)
+    error = await alice.receive_type("error")
+    assert (error["code"], error["seq"]) == ("bad_delta", seq)
+    # Nothing was stored or sent; the next edit is the next version.
+    await alice.submit(0, [{"insert": "fine", "attributes": {"bold": True}}])
+    assert (await alice.receive_type("ack"))["version"] == 1
+    assert (await bob.receive_type("ops"))["ops"][0]["version"] == 1
+    assert await content_in_db(document) == (
+        1,
+        [{"insert": "fine", "attributes": {"bold": True}}, {"insert": "\n"}],
+    )
+
+
 async def test_too_large_frame_is_refused(connect, document, owner, settings):
     settings.TANDEM_MAX_MESSAGE_BYTES = 1000
     alice = await connect(owner, document)

@@ -196,6 +196,17 @@ async def test_bad_lines_get_errors_and_change_nothing(engine, document, owner):
     assert await content_in_db(document) == (0, [{"insert": "\n"}])
 
 
+async def test_content_the_editor_cannot_render_is_refused_over_http(engine, document, owner):
+    web = HttpClient(owner, document.pk)
+    await web.join()
+    await web.post({"type": "submit", "seq": 1, "version": 0, "delta": [{"insert": {"foo": 1}}]})
+    error = await web.event_type("error")
+    assert (error["code"], error["seq"]) == ("bad_delta", 1)
+    assert await content_in_db(document) == (0, [{"insert": "\n"}])
+    await web.post({"type": "submit", "seq": 1, "version": 0, "delta": [{"insert": "ok"}]})
+    assert (await web.event_type("ack"))["version"] == 1
+
+
 async def test_post_needs_csrf_token_and_the_streams_owner(engine, document, owner, editor_user):
     web = HttpClient(owner, document.pk)
     await web.join()
