@@ -8,6 +8,15 @@ import QuillCursors from "quill-cursors";
 
 import { Connection } from "./connection.js";
 import { EventChannel } from "./event-channel.js";
+import {
+  compileSchema,
+  editorDelta,
+  hexColor,
+  linkTarget,
+  PLACEHOLDER,
+  quillFormats,
+} from "./formats.js";
+import FORMATS from "./formats.json" with { type: "json" };
 import { Presence } from "./presence.js";
 import { describeStatus, STATUS_KINDS } from "./status.js";
 import { SyncClient } from "./sync.js";
@@ -15,6 +24,9 @@ import { SyncClient } from "./sync.js";
 const Quill = window.Quill;
 const Delta = Quill.import("delta");
 Quill.register("modules/cursors", QuillCursors);
+
+const SCHEMA = compileSchema(FORMATS);
+registerFormats();
 
 const PRESENCE_EVERY_MS = 120;
 const TICK_EVERY_MS = 2000;
@@ -40,6 +52,8 @@ function start() {
   const quill = new Quill(container, {
     theme: "snow",
     placeholder: canEdit ? "Start writing…" : "",
+    // Only what the server accepts: pasted fonts, sizes or images are dropped, not refused.
+    formats: quillFormats(SCHEMA),
     modules: {
       toolbar: TOOLBAR,
       history: { delay: 500, maxStack: 200, userOnly: true },
@@ -47,6 +61,10 @@ function start() {
     },
   });
   quill.disable(); // until the document has arrived
+  // A copied placeholder is not content, and pasted values the server would refuse (a
+  // color "inherit", a relative link) are dropped here rather than refused with the paste.
+  quill.clipboard.addMatcher(`.${PLACEHOLDER}`, () => new Delta());
+  quill.clipboard.addMatcher(Node.ELEMENT_NODE, (_node, delta) => shown(delta));
   const wrapper = container.parentElement;
 
   const view = {
@@ -98,13 +116,13 @@ function start() {
     let selection = null;
     try {
       selection = quill.hasFocus() ? quill.getSelection() : null;
-      quill.updateContents(delta, "api");
+      quill.updateContents(shown(delta), "api");
     } finally {
       applying = false;
     }
     if (drifted) {
       drifted = false;
-      const drift = client.localDocument().diff(quill.getContents());
+      const drift = shown(client.localDocument()).diff(quill.getContents());
       if (drift.ops.length) client.localEdit(drift);
     }
     if (selection) {
@@ -260,11 +278,76 @@ function start() {
     connection,
     presence,
     /** True when the editor shows exactly the committed document plus our pending edits. */
-    consistent: () => quill.getContents().diff(client.localDocument()).ops.length === 0,
+    consistent: () => quill.getContents().diff(shown(client.localDocument())).ops.length === 0,
   };
 
   renderStatus();
   connection.start();
+}
+
+/** A delta as the editor shows it: see editorDelta in formats.js. */
+function shown(delta) {
+  const ops = editorDelta(delta.ops, SCHEMA);
+  return ops === delta.ops ? delta : new Delta(ops);
+}
+
+/**
+ * Quill's color, link and a placeholder embed, made to give only what formats.json allows:
+ * a pasted "red" or "rgb(...)" becomes #rrggbb, a typed "example.com" https://example.com.
+ */
+function registerFormats() {
+  const ColorStyle = Quill.import("attributors/style/color");
+  class Color extends ColorStyle.constructor {
+    value(node) {
+      return hexColor(super.value(node), cssColor) || "";
+    }
+  }
+  const { Scope } = Quill.import("parchment");
+  Quill.register("formats/color", new Color("color", "color", { scope: Scope.INLINE }), true);
+
+  const Link = Quill.import("formats/link");
+  const allowed = SCHEMA.attributes.link;
+  class SafeLink extends Link {
+    static sanitize(url) {
+      return linkTarget(url, allowed) || Link.SANITIZED_URL;
+    }
+    static formats(node) {
+      return linkTarget(node.getAttribute("href"), allowed) || undefined;
+    }
+  }
+  Quill.register("formats/link", SafeLink, true);
+
+  // Content this editor cannot show (written before the server checked formats): a visible
+  // stand-in of the same length, so that the document stays editable around it.
+  const Embed = Quill.import("blots/embed");
+  class Placeholder extends Embed {
+    static blotName = PLACEHOLDER;
+    static tagName = "SPAN";
+    static className = PLACEHOLDER;
+    static create(kind) {
+      const node = super.create();
+      node.dataset.kind = kind;
+      node.textContent = `[unsupported content: ${kind}]`;
+      node.title = "This editor cannot show this part of the document.";
+      return node;
+    }
+    static value(node) {
+      return node.dataset.kind;
+    }
+  }
+  Quill.register(Placeholder, true);
+}
+
+/** Any CSS color the browser knows, as a canvas gives it back (#rrggbb, rgba()), or null. */
+function cssColor(text) {
+  const context = (cssColor.context ||= document.createElement("canvas").getContext("2d"));
+  // A canvas ignores what is not a color: only a value that replaces both is one.
+  context.fillStyle = "#000000";
+  context.fillStyle = text;
+  const first = context.fillStyle;
+  context.fillStyle = "#ffffff";
+  context.fillStyle = text;
+  return first === context.fillStyle ? first : null;
 }
 
 function socketUrl(path) {
