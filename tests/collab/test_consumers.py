@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 
 from collab import commit, store
 from collab.models import Operation, Snapshot
+from collab.ot import Delta
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -202,6 +203,38 @@ async def test_reconnect_with_version_gets_only_the_ops_since(connect, document,
     assert joined["version"] == 3
     assert "content" not in joined
     assert [op["version"] for op in joined["ops"]] == [3]
+
+
+def commit_elsewhere(document_id, texts):
+    """Commit edits straight to the log, as another process would, telling no hub here."""
+    for version, text in enumerate(texts, start=1):
+        op = store.Committed(version, Delta([{"insert": text}]), "elsewhere-1", version, None)
+        store.commit_locked(document_id, version - 1, lambda missing, op=op: _only(op))
+
+
+def _only(op):
+    return commit.Plan([], None, [op], [], None)
+
+
+async def test_a_hello_newer_than_the_hub_is_caught_up_from_the_database(
+    connect, document, owner, editor_user
+):
+    alice = await connect(owner, document)  # the hub is open here at version 0
+    await sync_to_async(commit_elsewhere)(document.pk, ["a", "b"])
+    # A client another process served has version 2; this process missed the events.
+    bob = await connect(editor_user, document, hello=False)
+    joined = await bob.hello(version=2)
+    assert joined["type"] == "joined" and joined["version"] == 2 and joined["ops"] == []
+    assert [op["version"] for op in (await alice.receive_type("ops"))["ops"]] == [1, 2]
+    await alice.send(type="ping", id=1)
+    assert (await alice.receive_type("pong"))["version"] == 2
+
+
+async def test_a_hello_newer_than_the_document_is_refused(connect, document, owner):
+    await connect(owner, document)
+    late = await connect(owner, document, hello=False)
+    await late.send(type="hello", client_id="client-late-1", version=5)
+    assert (await late.receive_type("error"))["code"] == "future_version"
 
 
 async def test_ping_pong(connect, document, owner):
