@@ -18,7 +18,7 @@ import {
 } from "./formats.js";
 import FORMATS from "./formats.json" with { type: "json" };
 import { Presence } from "./presence.js";
-import { describeStatus, STATUS_KINDS } from "./status.js";
+import { describeRefusal, describeStatus, STATUS_KINDS } from "./status.js";
 import { SyncClient } from "./sync.js";
 
 const Quill = window.Quill;
@@ -30,7 +30,6 @@ registerFormats();
 
 const PRESENCE_EVERY_MS = 120;
 const TICK_EVERY_MS = 2000;
-const RATE_LIMIT_RETRY_MS = 1000;
 
 const TOOLBAR = [
   [{ header: [1, 2, 3, false] }],
@@ -98,7 +97,8 @@ function start() {
     onClose: (info) => {
       view.joined = false;
       if (info.fatal) view.closeCode = info.code;
-      client.disconnected();
+      const hint = client.disconnected(info.code);
+      if (hint) act(hint);
       applyEditable();
       renderStatus();
     },
@@ -181,17 +181,32 @@ function start() {
       if (window.console) console.warn("tandem: server refused a message", message);
       return;
     }
+    act(hint);
+  }
+
+  /** Do what the sync client's hint (from an error, a close or a tick) asks of the page. */
+  function act(hint) {
     if (hint.action === "retry-later") {
-      setTimeout(() => client.resendInflight(), RATE_LIMIT_RETRY_MS);
+      setTimeout(() => client.resendInflight(hint.seq), hint.after);
     } else if (hint.action === "read-only") {
       view.readonlyByServer = true;
       applyEditable();
     } else if (hint.action === "resync" || hint.action === "reconnect") {
       connection.reconnectNow();
     } else if (hint.action === "dropped") {
-      console.warn("tandem: an edit was refused and undone", message);
+      showNotice(describeRefusal(hint.code, client.limits));
     }
   }
+
+  const notice = document.getElementById("notice");
+  function showNotice(message) {
+    if (!notice) return;
+    document.getElementById("notice-text").textContent = message;
+    notice.hidden = false;
+  }
+  document.getElementById("notice-close")?.addEventListener("click", () => {
+    notice.hidden = true;
+  });
 
   function applyEditable() {
     const editable = view.joined && !readonly();
@@ -268,7 +283,10 @@ function start() {
   window.addEventListener("online", () => {
     if (!view.joined) connection.reconnectNow();
   });
-  setInterval(() => client.tick(), TICK_EVERY_MS);
+  setInterval(() => {
+    const hint = client.tick();
+    if (hint) act(hint);
+  }, TICK_EVERY_MS);
 
   // For the end-to-end tests and for debugging from the console.
   window.tandem = {

@@ -1,8 +1,8 @@
 /**
  * The client half of the Tandem edit protocol (docs/protocol.md) as a pure state machine.
  *
- * No DOM, no WebSocket, no timers: the page feeds it local edits and server messages, and it
- * answers through three callbacks:
+ * No DOM, no WebSocket, no timers: the page feeds it local edits, server messages and ticks (the
+ * clock is injected), and it answers through three callbacks:
  *
  *   send(message)        a protocol message to put on the socket (only called while joined)
  *   apply(delta, info)   a change to apply to the editor, in the editor's coordinates;
@@ -16,6 +16,13 @@
  * `fetch` asks for the gap. The Delta class is injected so that the same code runs in the
  * browser (Quill.import("delta")) and in node's tests (the quill-delta package).
  *
+ * A local edit larger than the server's limits (a big paste) goes as several edits in order,
+ * each cut to fit (split.js). An edit the server refuses for good (too large, past the
+ * document's size limit, malformed, not committable) is dropped and undone alone: later
+ * pending edits are rebased as if it had never been made, and save as usual. An edit that
+ * gets neither an ack nor an error within `ackTimeout` makes `tick` ask for a new connection,
+ * on which it is resent (the server's seq de-duplication keeps it exactly once).
+ *
  * Tie-breaking mirrors the server, which rebases a submitted edit with
  * committed.transform(submitted, true): the committed edit wins ties. So for a committed
  * edit R arriving while our edit P is pending:
@@ -23,6 +30,8 @@
  *   R' = P.transform(R, false)   R as it applies on top of our P
  * and doc∘P∘R' equals doc∘R∘P'.
  */
+
+import { deltaBudget, splitHead } from "./split.js";
 
 export const SyncState = Object.freeze({
   SYNCHRONIZED: "synchronized",
@@ -34,8 +43,26 @@ export const SyncState = Object.freeze({
 const RESYNC_CODES = new Set(["does_not_fit", "future_version", "version_too_old", "bad_sequence"]);
 /** Resyncs in a row (without an ack between) before a refused edit is given up. */
 const MAX_RESYNCS = 2;
-/** Error codes after which the pending edits cannot be committed and are undone locally. */
-const DROP_CODES = new Set(["read_only", "too_large", "bad_delta"]);
+/** Error codes after which the named edit cannot be committed: it alone is undone locally. */
+export const DROP_CODES = new Set(["too_large", "document_too_large", "bad_delta", "commit_failed"]);
+/** Error codes after which the named edit is resent unchanged after a pause. */
+export const RETRY_CODES = new Set(["rate_limited", "unavailable"]);
+/** The close code of a frame over the transport's limit: the in-flight edit was too large. */
+export const CLOSE_TOO_BIG = 1009;
+/** Until `joined` says otherwise: the server's defaults (docs/protocol.md). */
+const DEFAULT_LIMITS = Object.freeze({
+  message_bytes: 256 * 1024,
+  delta_ops: 10000,
+  delta_chars: 1000000,
+  document_bytes: null,
+});
+
+/** Milliseconds before resending an edit refused with `code` for the `streak`-th time in a row. */
+export function retryDelay(code, streak, random = Math.random) {
+  if (code === "rate_limited") return 1000;
+  const ceiling = Math.min(10000, 500 * 2 ** Math.max(0, streak - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
 
 export function randomClientId(random = Math.random) {
   let id = "c-";
@@ -49,6 +76,8 @@ export class SyncClient {
    * @param {Function} options.Delta  the quill-delta class
    * @param {string} [options.clientId]  8-64 characters, stable for the page's life
    * @param {number} [options.historyLimit]  committed edits kept to move old cursors forward
+   * @param {Function} [options.now]  the clock, in milliseconds
+   * @param {number} [options.ackTimeout]  ms an edit may go unanswered before `tick` reconnects
    */
   constructor({
     Delta,
@@ -57,6 +86,9 @@ export class SyncClient {
     apply = () => {},
     onChange = () => {},
     historyLimit = 500,
+    now = () => Date.now(),
+    random = Math.random,
+    ackTimeout = 15000,
   }) {
     this.Delta = Delta;
     this.clientId = clientId;
@@ -64,10 +96,15 @@ export class SyncClient {
     this.apply = apply;
     this.onChange = onChange;
     this.historyLimit = historyLimit;
+    this.now = now;
+    this.random = random;
+    this.ackTimeout = ackTimeout;
+    this.limits = DEFAULT_LIMITS;
+    this.retryStreak = 0; // `unavailable` answers in a row
 
     this.version = null; // last committed version applied (null before the first join)
     this.doc = new Delta().insert("\n"); // the committed document at `version`
-    this.inflight = null; // {seq, baseVersion, sent, delta, count, epoch}
+    this.inflight = null; // {seq, baseVersion, sent, delta, count, epoch, sentAt}
     this.buffer = null; // local edits composed, on top of inflight
     this.bufferCount = 0;
     this.nextSeq = 1;
@@ -80,7 +117,16 @@ export class SyncClient {
     this.history = []; // [{version, delta}] committed edits, oldest first
     this.stallVersion = null;
     this.resyncs = 0; // resyncs since our last acknowledged edit
-    this.stats = { remote: 0, acked: 0, duplicates: 0, fetches: 0, resends: 0, resets: 0 };
+    this.stats = {
+      remote: 0,
+      acked: 0,
+      duplicates: 0,
+      fetches: 0,
+      resends: 0,
+      resets: 0,
+      dropped: 0,
+      timeouts: 0,
+    };
   }
 
   // ---- observation ----------------------------------------------------------------------
@@ -119,11 +165,21 @@ export class SyncClient {
     return { type: "hello", client_id: this.clientId, version };
   }
 
-  /** The socket closed: nothing is sent until the next `joined`. Held ops stay valid. */
-  disconnected() {
+  /**
+   * The socket closed: nothing is sent until the next `joined`. Held ops stay valid. A close
+   * for a frame over the transport's limit (1009) drops the in-flight edit, which would only
+   * be refused again; returns the hint for that, like `receive`, or null.
+   */
+  disconnected(code = null) {
     this.joined = false;
     this.fetchFrom = null;
+    let hint = null;
+    if (code === CLOSE_TOO_BIG && this.inflight) {
+      this._dropInflight();
+      hint = { action: "dropped", code: "too_large" };
+    }
     this.onChange();
+    return hint;
   }
 
   /** Ask for the whole document on the next `hello` (after an error that says so). */
@@ -164,20 +220,36 @@ export class SyncClient {
     }
   }
 
-  /** Called periodically by the page: re-asks for ops that seem lost. */
+  /**
+   * Called periodically by the page: re-asks for ops that seem lost, and returns
+   * {action: "reconnect"} when the in-flight edit has waited `ackTimeout` for an answer
+   * (a new connection resends it), else null.
+   */
   tick() {
+    const inflight = this.inflight;
+    if (this.joined && inflight && inflight.sentAt !== null) {
+      if (this.now() - inflight.sentAt >= this.ackTimeout) {
+        this.stats.timeouts += 1;
+        inflight.sentAt = null; // counted once; the resend on the next connection restarts it
+        return { action: "reconnect" };
+      }
+    }
     const waiting = this.held.size > 0 || this.earlyAck !== null;
     if (!this.joined || !waiting) {
       this.stallVersion = null;
-      return;
+      return null;
     }
     if (this.stallVersion === this.version) this._requestFetch(true);
     this.stallVersion = this.version;
+    return null;
   }
 
-  /** Send the in-flight edit again (after `rate_limited`). */
-  resendInflight() {
-    if (this.joined && this.inflight) this._sendInflight();
+  /** Send the in-flight edit `seq` again (after a "retry-later" hint), if it still waits. */
+  resendInflight(seq) {
+    const inflight = this.inflight;
+    if (this.joined && inflight && inflight.seq === seq && inflight.sentAt === null) {
+      this._sendInflight();
+    }
   }
 
   // ---- presence coordinates -------------------------------------------------------------
@@ -220,6 +292,7 @@ export class SyncClient {
   _joined(message) {
     this.joined = true;
     this.fetchFrom = null;
+    if (message.limits) this.limits = { ...DEFAULT_LIMITS, ...message.limits };
     if (message.content) {
       this._resetTo(message.content, message.version);
     } else {
@@ -329,6 +402,7 @@ export class SyncClient {
     this.inflight = null;
     this.earlyAck = null;
     this.resyncs = 0;
+    this.retryStreak = 0;
     this.stats.acked += 1;
     this._flush();
   }
@@ -340,23 +414,27 @@ export class SyncClient {
 
   _flush() {
     if (!this.joined || this.inflight || !this.buffer || this.version === null) return;
+    // Only what fits one message goes; the rest stays buffered, to follow once this is acked.
+    const { head, rest } = splitHead(this.Delta, this.buffer, deltaBudget(this.limits));
     this.inflight = {
       seq: this.nextSeq,
       baseVersion: this.version,
-      sent: this.buffer,
-      delta: this.buffer,
-      count: this.bufferCount,
+      sent: head,
+      delta: head,
+      count: rest ? 0 : this.bufferCount, // the local edits count as saved with their last part
       epoch: this.epoch,
+      sentAt: null,
     };
     this.nextSeq += 1;
-    this.buffer = null;
-    this.bufferCount = 0;
+    this.buffer = rest;
+    if (!rest) this.bufferCount = 0;
     this._sendInflight(false);
   }
 
   _sendInflight(isResend = true) {
     const inflight = this.inflight;
     inflight.epoch = this.epoch;
+    inflight.sentAt = this.now();
     if (isResend) this.stats.resends += 1;
     // Unchanged on resend: same seq, same base version, same delta (protocol "submit").
     this.send({
@@ -420,11 +498,30 @@ export class SyncClient {
     const concernsInflight =
       this.inflight && message.seq !== undefined && message.seq === this.inflight.seq;
     if (code === "not_joined") return { action: "reconnect" };
-    if (code === "rate_limited") return concernsInflight ? { action: "retry-later" } : null;
+    if (code === "client_id_taken") {
+      // Another user's id (we never had it committed): continue under a fresh one.
+      this.clientId = randomClientId(this.random);
+      this.nextSeq = 1;
+      if (this.inflight) {
+        this.inflight.seq = 1;
+        this.nextSeq = 2;
+      }
+      return { action: "reconnect", code };
+    }
     if (!concernsInflight) return null;
-    if (DROP_CODES.has(code)) {
+    if (RETRY_CODES.has(code)) {
+      if (code === "unavailable") this.retryStreak += 1;
+      this.inflight.sentAt = null; // not waiting for an answer until it is resent
+      const after = retryDelay(code, this.retryStreak, this.random);
+      return { action: "retry-later", seq: this.inflight.seq, after, code };
+    }
+    if (code === "read_only") {
       this._revertPending();
-      return { action: code === "read_only" ? "read-only" : "dropped", code };
+      return { action: "read-only", code };
+    }
+    if (DROP_CODES.has(code)) {
+      this._dropInflight();
+      return { action: "dropped", code };
     }
     if (RESYNC_CODES.has(code)) {
       this.resyncs += 1;
@@ -445,6 +542,32 @@ export class SyncClient {
       return { action: "resync", code };
     }
     return null;
+  }
+
+  /**
+   * Undo the in-flight edit alone (the server refused it for good; nothing was committed):
+   * its inverse, moved past the buffered edits, goes to the editor, and the buffer is rebased
+   * as if the edit had never been made, then sent as usual. Its seq is used again.
+   */
+  _dropInflight() {
+    const inflight = this.inflight;
+    const inverse = inflight.delta.invert(this.doc);
+    let forLocal = inverse;
+    if (this.buffer) {
+      // Both apply to doc∘inflight: the buffer's inverse-side transform pair.
+      forLocal = this.buffer.transform(inverse, true);
+      const rebased = inverse.transform(this.buffer, false).chop();
+      this.buffer = rebased.ops.length ? rebased : null;
+      if (!this.buffer) this.bufferCount = 0;
+    }
+    this.nextSeq = inflight.seq;
+    this.inflight = null;
+    this.earlyAck = null;
+    this.retryStreak = 0;
+    this.stats.dropped += 1;
+    this.apply(forLocal, { kind: "revert" });
+    this._flush();
+    this.onChange();
   }
 
   /** Undo every pending edit locally (the server refused them; nothing was committed). */

@@ -63,9 +63,10 @@ export function wire(op) {
 }
 
 /** A SyncClient plus a model of the editor it drives, and the messages it sent. */
-export function makeClient(clientId = "client-a") {
+export function makeClient(clientId = "client-a", options = {}) {
   const harness = { sent: [], editor: new Delta().insert("\n"), applied: [] };
   harness.client = new SyncClient({
+    ...options,
     Delta,
     clientId,
     send: (message) => harness.sent.push(JSON.parse(JSON.stringify(message))),

@@ -1,8 +1,8 @@
 // The status pill's wording (static/js/status.js).
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { describe, test } from "node:test";
 
-import { describeStatus } from "../../static/js/status.js";
+import { describeRefusal, describeStatus, formatBytes } from "../../static/js/status.js";
 
 const base = { joined: true, everJoined: true, readonly: false, pending: 0 };
 
@@ -34,4 +34,20 @@ test("the HTTP fallback is named while joined over it", () => {
   assert.equal(describeStatus({ ...base, transport: "http", pending: 2 }).text, "Saving… · over HTTP");
   assert.equal(describeStatus({ ...base, transport: "websocket" }).text, "Saved");
   assert.equal(describeStatus({ ...base, transport: "http", joined: false }).text, "Reconnecting…");
+});
+
+describe("describeRefusal", () => {
+  test("says the document is full, with its limit, and that the change was undone", () => {
+    const text = describeRefusal("document_too_large", { document_bytes: 10 * 1024 * 1024 });
+    assert.match(text, /size limit \(10 MB\)/);
+    assert.match(text, /not saved/);
+  });
+
+  test("every code that drops an edit has words", () => {
+    for (const code of ["too_large", "bad_delta", "commit_failed", "document_too_large"]) {
+      assert.match(describeRefusal(code), /not saved/);
+    }
+    assert.equal(formatBytes(256 * 1024), "256 KB");
+    assert.equal(formatBytes(1500000), "1.4 MB");
+  });
 });

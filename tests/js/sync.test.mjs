@@ -384,8 +384,8 @@ describe("errors", () => {
     h.edit([{ insert: "x" }]);
     const [first] = h.take();
     const hint = h.client.receive({ type: "error", code: "rate_limited", message: "", seq: 1 });
-    assert.deepEqual(hint, { action: "retry-later" });
-    h.client.resendInflight();
+    assert.deepEqual(hint, { action: "retry-later", seq: 1, after: 1000, code: "rate_limited" });
+    h.client.resendInflight(1);
     assert.deepEqual(h.take(), [first]);
   });
 
