@@ -50,8 +50,20 @@ class _Database:
 
     def __init__(self):
         self.wrapper = None
+        self.abandoned = False  # its socket was shut down at the deadline
 
     def query(self):
+        reused, self.abandoned = self.wrapper is not None, False
+        try:
+            self._select_one()
+        except Exception:
+            if not reused or self.abandoned:
+                raise
+            # A connection kept from earlier probes died since (a database restart, an idle
+            # timeout): that says nothing about the database now, so ask on a new one.
+            self._select_one()
+
+    def _select_one(self):
         if self.wrapper is None:
             wrapper = connections.create_connection(DEFAULT_DB_ALIAS)
             wrapper.settings_dict = copy.deepcopy(wrapper.settings_dict)
@@ -76,6 +88,7 @@ class _Database:
 
     def shut_down(self):
         """Called from the event loop when the query missed its deadline: end its socket."""
+        self.abandoned = True
         wrapper = self.wrapper
         raw = getattr(wrapper, "connection", None)
         pgconn = getattr(raw, "pgconn", None)  # psycopg 3; SQLite has no socket to stall

@@ -12,6 +12,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
 from django.test import AsyncClient
 
 from editor import health
@@ -85,6 +87,23 @@ async def test_the_layer_check_really_round_trips(monkeypatch):
     response, body = await get_health()
     assert response.status_code == 503
     assert body["checks"]["channel_layer"] == "timeout"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="ends a PostgreSQL backend")
+@pytest.mark.django_db(transaction=True)
+async def test_a_database_restart_since_the_last_probe_is_no_failure():
+    assert (await get_health())[0].status_code == 200
+    backend = health._database.wrapper.connection.info.backend_pid
+
+    def terminate():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+        connection.close()  # this thread's, so the test database can be dropped after
+
+    await sync_to_async(terminate)()
+    response, body = await get_health()
+    assert response.status_code == 200, body
+    assert health._database.wrapper.connection.info.backend_pid != backend
 
 
 @pytest.mark.django_db(transaction=True)
