@@ -172,10 +172,18 @@ def parse_message(text, limits):
         raise ProtocolError("bad_json", "the frame is not valid JSON") from None
     if not isinstance(message, dict):
         raise ProtocolError("bad_json", "a frame must be a JSON object")
-    parser = PARSERS.get(message.get("type"))
+    kind = message.get("type")
+    # Only a string can name a type: a list or an object would not even hash.
+    parser = PARSERS.get(kind) if type(kind) is str else None
     if parser is None:
-        raise ProtocolError("bad_message", f"unknown message type {message.get('type')!r}")
+        raise ProtocolError("bad_message", f"unknown message type {_show(kind)}")
     return parser(message, limits)
+
+
+def _show(value):
+    """A client's value for an error message, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _seq_of(text):
