@@ -15,12 +15,12 @@ client, so a forwarded one cannot be overtaken by the next one sent straight to 
 import asyncio
 import logging
 import secrets
-from urllib.parse import urlsplit
 
 from channels.layers import get_channel_layer
 
 # Module imports: session -> hubs -> eventstream -> session/hubs is a cycle.
 from . import hubs, metrics, session
+from .origin import same_origin
 from .protocol import CLOSE_PROTOCOL, encode
 
 log = logging.getLogger("tandem.eventstream")
@@ -96,7 +96,7 @@ async def event_stream(scope, receive, send):
     if scope["method"] != "GET":
         await _plain(send, 405, b"GET only")
         return
-    if not _same_origin(scope):
+    if not same_origin(scope, missing_ok=True):  # same-origin EventSources send none
         await _plain(send, 403, b"cross-origin event streams are refused")
         return
     headers = [
@@ -170,14 +170,6 @@ def receive_forwarded(message):
     stream = streams.get(message["token"])
     if stream is not None and stream.edit.document_id == message["document"]:
         deliver(stream, message["user"], message["number"], message["lines"])
-
-
-def _same_origin(scope):
-    headers = dict(scope.get("headers") or [])
-    origin = headers.get(b"origin")
-    if origin is None:
-        return True  # same-origin EventSource requests need not send one
-    return urlsplit(origin.decode("latin-1")).netloc == headers.get(b"host", b"").decode()
 
 
 async def _plain(send, status, body):

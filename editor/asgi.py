@@ -9,17 +9,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "editor.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from collab import fullgc  # noqa: E402
+from collab.origin import SameOriginSockets  # noqa: E402
 from collab.routing import event_stream_urlpatterns, websocket_urlpatterns  # noqa: E402
 from collab.socketauth import SocketAuthStack  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": URLRouter([*event_stream_urlpatterns, re_path("", django_asgi_app)]),
-        "websocket": AllowedHostsOriginValidator(SocketAuthStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginSockets(SocketAuthStack(URLRouter(websocket_urlpatterns))),
     }
 )
 

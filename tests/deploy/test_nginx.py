@@ -218,11 +218,14 @@ def log_in(port, username):
 
 
 async def open_editor(port, document, session_id, client_id, origin_port=None):
-    """A socket through nginx at `port`, or straight to a daphne (then `origin_port` is
-    nginx's, the origin the browser would send)."""
+    """A socket through nginx at `port`, or straight to a daphne at `port` as nginx would
+    open it for a browser on nginx's `origin_port`: that origin, and its Host passed on."""
+    site = f"127.0.0.1:{origin_port or port}"
     socket = await websockets.connect(
-        f"ws://127.0.0.1:{port}/ws/documents/{document}/",
-        origin=f"http://127.0.0.1:{origin_port or port}",
+        f"ws://{site}/ws/documents/{document}/",
+        host="127.0.0.1",
+        port=port,
+        origin=f"http://{site}",
         additional_headers={"Cookie": f"sessionid={session_id}"},
     )
     await socket.send(json.dumps({"type": "hello", "client_id": client_id, "version": None}))
