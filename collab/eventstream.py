@@ -10,6 +10,10 @@ Sessions live in the process that holds the stream. With several processes the t
 names that process's channel, so a POST that reaches another process (a load balancer
 without stickiness) is forwarded there over the channel layer. POSTs are numbered by the
 client, so a forwarded one cannot be overtaken by the next one sent straight to the stream.
+
+A token is signed (SECRET_KEY, which every process shares) with its stream's user, document
+and channel, so any process can refuse a made-up or someone else's token before anything is
+queued in the channel layer: no POST can address a channel that no stream named.
 """
 
 import asyncio
@@ -17,6 +21,7 @@ import logging
 import secrets
 
 from channels.layers import get_channel_layer
+from django.core import signing
 
 # Module imports: session -> hubs -> eventstream -> session/hubs is a cycle.
 from . import hubs, metrics, session
@@ -32,7 +37,33 @@ MAX_LINES_PER_POST = 200
 # POSTs held while an earlier one (forwarded through another process) is still on its way.
 MAX_EARLY_POSTS = 50
 
+# Separates a stream token's signature from anything else signed with SECRET_KEY.
+TOKEN_SALT = "tandem.eventstream.token"
+
 streams = {}  # token -> EventStream, for this process
+
+
+def make_token(user_id, document_id, channel=None):
+    """A new stream's token: random, signed with its user, document and process channel."""
+    claims = {"r": secrets.token_urlsafe(16), "u": user_id, "d": document_id, "c": channel}
+    return signing.dumps(claims, salt=TOKEN_SALT)
+
+
+def read_token(token, user_id, document_id):
+    """The channel a POST's token names (None: this process only), or the refusal's code.
+
+    Returns ("ok", channel), ("no_session", None) for a token no server made or made for
+    another document, or ("not_yours", None) for another user's stream.
+    """
+    try:
+        claims = signing.loads(token, salt=TOKEN_SALT)
+    except signing.BadSignature:
+        return "no_session", None
+    if not isinstance(claims, dict) or claims.get("d") != document_id:
+        return "no_session", None
+    if claims.get("u") != user_id:
+        return "not_yours", None
+    return "ok", claims.get("c")
 
 
 class EventStream:
@@ -40,8 +71,8 @@ class EventStream:
 
     def __init__(self, send, channel=None):
         self._asgi_send = send
-        # token_urlsafe has no ".", so the process channel after the first one is unambiguous.
-        self.token = secrets.token_urlsafe(24) + (f".{channel}" if channel else "")
+        self.channel = channel  # the process's, when POSTs may reach another process
+        self.token = None  # signed once the session is let in (make_token)
         self.edit = session.EditSession("http", self.send_frame, self.end)
         self.next_post = 1
         self.early = {}  # POST number -> lines that arrived before an earlier POST
@@ -113,6 +144,7 @@ async def event_stream(scope, receive, send):
     if refused is not None:
         await stream.end(refused)
         return
+    stream.token = make_token(stream.edit.user_id, stream.edit.document_id, stream.channel)
     streams[stream.token] = stream
     metrics.fell_back()  # browsers open an event stream only when WebSockets fail them
     await stream.send_frame(encode({"type": "transport", "token": stream.token}))
@@ -144,9 +176,12 @@ def deliver(stream, user_id, number, lines):
     return True
 
 
-async def forward(document_id, token, user_id, number, lines):
-    """Pass lines to the process holding the stream; False when the token names none."""
-    _, _, channel = token.partition(".")
+async def forward(channel, document_id, token, user_id, number, lines):
+    """Pass lines to the process holding the stream; False when there is none to pass to.
+
+    `channel` is the one `read_token` found in a checked token. Raises ChannelFull when the
+    layer holds as much for that process as it will (a list layer, a process gone).
+    """
     layer = get_channel_layer()
     if not channel or layer is None:
         return False
@@ -158,10 +193,7 @@ async def forward(document_id, token, user_id, number, lines):
         "number": number,
         "lines": lines,
     }
-    try:
-        await layer.send(channel, message)
-    except (TypeError, ValueError):
-        return False  # not a channel name: a made-up token
+    await layer.send(channel, message)
     return True
 
 

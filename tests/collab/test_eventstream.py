@@ -6,8 +6,10 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels.testing import ApplicationCommunicator
 from django.contrib.auth.models import AnonymousUser
+from django.core import signing
 from django.test import AsyncClient
 
 from collab import eventstream, metrics, store
@@ -234,7 +236,8 @@ async def test_cross_origin_stream_is_refused(engine, document, owner):
     assert await web.open() == 403
 
 
-async def test_closing_the_stream_leaves_the_document(connect, document, owner, editor_user):
+async def test_closing_the_stream_leaves_the_document(engine, connect, document, owner,
+                                                     editor_user):  # fmt: skip
     web = HttpClient(owner, document.pk)
     await web.join()
     sock = await connect(editor_user, document)
@@ -243,7 +246,7 @@ async def test_closing_the_stream_leaves_the_document(connect, document, owner, 
     assert web.token not in eventstream.streams
     # With one process the token is simply gone; with Redis it names this process, and the
     # POST is sent there, where no stream takes it.
-    expected = 202 if "." in web.token else 410
+    expected = 202 if engine.registry.bridge.shared else 410
     assert (await web.post({"type": "ping", "id": 1})).status_code == expected
 
 
@@ -294,3 +297,78 @@ async def test_a_session_that_never_says_hello_is_closed(engine, document, owner
     assert await web.event() == {"type": "close", "code": 4408}
     sock = await open_socket(owner, document.pk)
     assert await sock.closed_with() == 4408
+
+
+def refusal(response):
+    """(status, the JSON body's code or None)."""
+    json_body = response.headers.get("Content-Type") == "application/json"
+    return response.status_code, response.json()["code"] if json_body else None
+
+
+@pytest.fixture
+def forwards(monkeypatch):
+    """Every http.forward sent into the channel layer (passed on to the real layer)."""
+    layer = get_channel_layer()
+    sent, send = [], layer.send
+
+    async def counting(channel, message):
+        if message.get("type") == "http.forward":
+            sent.append(channel)
+        await send(channel, message)
+
+    monkeypatch.setattr(layer, "send", counting)
+    return sent
+
+
+async def test_made_up_tokens_are_refused_before_anything_is_queued(
+    engine, document, owner, editor_user, forwards
+):
+    web = HttpClient(owner, document.pk)
+    await web.join()
+    other = await sync_to_async(type(document).objects.create)(title="Other", owner=owner)
+    name = "tandem.process.inmemory!victim"  # what a token's channel part looked like
+    made_up = [
+        f"{'x' * 32}.{name}",
+        signing.dumps({"r": "x", "u": owner.pk, "d": document.pk, "c": name}, salt="other"),
+        web.token[:-2] + ("AA" if not web.token.endswith("AA") else "BB"),
+    ]
+    statuses = []
+    for number in range(1, 102):  # the 101st to one name answered 500 (in-memory layer full)
+        response = await web.post({"type": "ping", "id": number}, token=made_up[0],
+                                  number=number)  # fmt: skip
+        statuses.append(refusal(response))
+    for token in made_up[1:]:
+        response = await web.post({"type": "ping", "id": 1}, token=token, number=1)
+        statuses.append(refusal(response))
+    assert statuses == [(410, "no_session")] * 103
+    # A real token on another document's URL, and another user's token, are refused as well.
+    elsewhere = HttpClient(owner, other.pk)
+    await elsewhere.login()
+    response = await elsewhere.post({"type": "ping", "id": 1}, token=web.token, number=1)
+    assert refusal(response) == (410, "no_session")
+    intruder = HttpClient(editor_user, document.pk)
+    await intruder.login()
+    response = await intruder.post({"type": "ping", "id": 1}, token=web.token, number=9)
+    assert refusal(response) == (403, "not_yours")
+    assert forwards == []
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        assert name not in layer.channels
+    await web.post({"type": "ping", "id": "still"})  # the real stream is unaffected
+    assert await web.event_type("pong") == {"type": "pong", "id": "still", "version": 0}
+
+
+async def test_a_full_channel_layer_answers_503(engine, document, owner, monkeypatch):
+    """A genuine token of a process whose queue is full (a list layer, the process gone)."""
+    layer = InMemoryChannelLayer(capacity=3)
+    monkeypatch.setattr(eventstream, "get_channel_layer", lambda: layer)
+    channel = await layer.new_channel("tandem.process.")  # nobody receives from it
+    web = HttpClient(owner, document.pk)
+    await web.login()
+    token = eventstream.make_token(owner.pk, document.pk, channel)
+    statuses = []
+    for number in range(1, 5):
+        response = await web.post({"type": "ping", "id": number}, token=token, number=number)
+        statuses.append(refusal(response))
+    assert statuses == [(202, None)] * 3 + [(503, "unavailable")]
+    assert response.json()["type"] == "error"
