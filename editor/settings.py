@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from editor.logs import log_format, logging_config
@@ -68,6 +69,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost but one, so that every response (a 400, a static file) carries the policy.
+    "editor.csp.PolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -76,6 +79,32 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# The Content-Security-Policy of every page (django-csp; editor/csp.py adds the page's own
+# ws:// or wss:// origin to connect-src). Scripts and styles come only from our static files:
+# the one inline script, the editor page's import map, carries the request's nonce
+# ({{ request.csp_nonce }}). Stylesheets are ours alone; Quill and quill-cursors set styles
+# through the CSSOM, which CSP does not govern. Style *attributes* are allowed for one reason:
+# Quill parses pasted HTML in the page's document (DOMParser inherits its policy), and
+# Google Docs and Word give bold, italic and colour as style="..."; blocked, a paste would
+# lose them (and report one violation each). Nothing else renders raw HTML: content is
+# Deltas drawn by Quill. No image or embed is registered (static/js/formats.json), so
+# images are ours alone. tests/e2e/test_csp_in_chromium.py drives the editor under it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 ROOT_URLCONF = "editor.urls"
 ASGI_APPLICATION = "editor.asgi.application"
