@@ -8,6 +8,7 @@ broadcast before the transaction holding it has committed.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -52,21 +53,35 @@ async def run(hub):
             (consumer.client_id, submission.seq): at for _, consumer, submission, at in submits
         }
         waited = 0.0  # for the database
-        try:
+        # Each step is guarded on its own: a failed catch-up must not cost the batch its
+        # commit, nor a failed commit the hub its idle close.
+        with _logged(hub, "catch-up"):
             for item in items:
                 if item[0] == "remote":
                     await apply_remote(hub, item[1])
                 elif item[0] == "behind" and item[1] > hub.version:
                     await catch_up(hub)
-            if submissions:
+        if submissions:
+            try:
                 waited = await commit_batch(hub, submissions, arrived)
+            except Exception:
+                # Whatever failed, no edit goes unanswered: its client resends it.
+                log.exception("commit loop error doc=%s", hub.document_id)
+                await refuse(submissions, UNAVAILABLE)
+        with _logged(hub, "idle close"):
             if any(item[0] == "idle" for item in items) and not hub.connections:
                 await hub.registry.close(hub)
-        except Exception:
-            # The hub must keep serving; the failed edits are resent by their clients.
-            log.exception("commit loop error doc=%s", hub.document_id)
         finished = time.monotonic()
         rest_until = finished + rest(finished - started, waited)
+
+
+@contextlib.contextmanager
+def _logged(hub, step):
+    """Log and swallow an error of `step`: the hub must keep serving."""
+    try:
+        yield
+    except Exception:
+        log.exception("commit loop error (%s) doc=%s", step, hub.document_id)
 
 
 def rest(took, waited):
@@ -74,18 +89,37 @@ def rest(took, waited):
     return min(MAX_PAUSE, PACE * max(0.0, took - waited))
 
 
+# Answers to edits that could not be committed (docs/protocol.md, error codes).
+UNAVAILABLE = ("unavailable", "the document's storage is unavailable; resend the edit later")
+COMMIT_FAILED = ("commit_failed", "the edit could not be stored")
+
+
 async def commit_batch(hub, submissions, arrived=None):
     """Commit the submitted edits that are valid, then ack each and broadcast them; returns
     the seconds spent waiting for the commit.
 
+    Every edit is answered. When the database connection fails twice in a row, every edit
+    of the batch is refused as `unavailable` (its client resends it). Any other failure is
+    the data's: the batch is halved until the edit that fails is alone, and only that one is
+    refused (`commit_failed`), so one bad edit never takes its neighbours down.
+
     `arrived` maps (client_id, seq) to the monotonic time the edit reached the hub, for the
     ack latency metric.
     """
-    asked = time.monotonic()
-    plan = await hub.registry.commits.commit(
-        hub.document_id, hub.version, lambda missing: _plan(hub, submissions, missing)
-    )
-    waited = time.monotonic() - asked
+    try:
+        plan, waited = await _commit(hub, submissions)
+    except store.TRANSIENT:
+        log.warning("database unavailable doc=%s", hub.document_id, exc_info=True)
+        await refuse(submissions, UNAVAILABLE)
+        return 0.0
+    except Exception:
+        if len(submissions) == 1:
+            log.exception("commit failed doc=%s", hub.document_id)
+            await refuse(submissions, COMMIT_FAILED)
+            return 0.0
+        half = len(submissions) // 2
+        first = await commit_batch(hub, submissions[:half], arrived)
+        return first + await commit_batch(hub, submissions[half:], arrived)
     if plan.missing:
         # Other processes committed these first; our sockets get them before our acks.
         hub.content, hub.version = plan.base_content, plan.missing[-1].version
@@ -96,6 +130,32 @@ async def commit_batch(hub, submissions, arrived=None):
         hub.size.record(plan.content, plan.size)
     await _publish(hub, plan.committed, plan.replies, plan.content, arrived)
     return waited
+
+
+async def _commit(hub, submissions):
+    """(the committed plan, seconds waited); one retry after a connection error, which the
+    database thread answers by closing the connection so that the retry opens a new one."""
+    for attempt in (1, 2):
+        asked = time.monotonic()
+        try:
+            plan = await hub.registry.commits.commit(
+                hub.document_id, hub.version, lambda missing: _plan(hub, submissions, missing)
+            )
+        except store.TRANSIENT:
+            if attempt == 2:
+                raise
+            log.warning("commit retried doc=%s", hub.document_id, exc_info=True)
+            continue
+        return plan, time.monotonic() - asked
+
+
+async def refuse(submissions, answer):
+    """Send each edit's author the error `answer` (code, message) naming its seq."""
+    code, text = answer
+    for consumer, submission in submissions:
+        metrics.rejected(code)
+        error = ProtocolError(code, text, seq=submission.seq)
+        await consumer.send_frame(encode(error.as_message()))
 
 
 @dataclass(slots=True)
@@ -131,14 +191,21 @@ def _plan(hub, submissions, missing):
     version = missing[-1].version if missing else hub.version
     seen = dict(hub.last_seq)
     for op in missing:
-        seen[op.client_id] = (op.seq, op.version)
+        seen[op.client_id] = (op.seq, op.version, op.user)
     for consumer, submission in submissions:
         client, seq = consumer.client_id, submission.seq
         known = seen.get(client)
         if checked and (known is None or known[0] < seq - 1):
             found = store.find_committed(hub.document_id, client, seq)
             if found is not None:
-                known = seen[client] = (seq, found)
+                known = seen[client] = (seq, *found)
+        owner = known[2] if known is not None else hub.claims.get(client, consumer.user_id)
+        if owner != consumer.user_id:
+            # Checked at `hello` too (DocumentHub.claim_client); this holds across processes.
+            text = "this client id belongs to someone else"
+            error = ProtocolError("client_id_taken", text, seq=seq)
+            plan.replies.append((consumer, error.as_message()))
+            continue
         if known is not None and seq <= known[0]:
             if seq == known[0]:
                 reply = {"type": "ack", "seq": seq, "version": known[1]}
@@ -169,7 +236,7 @@ def _plan(hub, submissions, missing):
         plan.content, plan.size = after, size
         version += 1
         plan.committed.append(store.Committed(version, delta, client, seq, consumer.user_id))
-        seen[client] = (seq, version)
+        seen[client] = (seq, version, consumer.user_id)
     return plan
 
 

@@ -51,7 +51,11 @@ class DocumentHub:
         self.size = docsize.SizeBound()  # of self.content, kept by the commit task
         self.locked = False
         self.recent = []  # Committed ops, consecutive, ending at self.version
-        self.last_seq = {}  # client_id -> (seq, version) of its latest committed edit
+        self.last_seq = {}  # client_id -> (seq, version, user) of its latest committed edit
+        # client_id -> the user whose `hello` claimed it here, checked against the log first
+        # (claim_client): de-duplication by (client_id, seq) must not let one user have
+        # another's edits acked and dropped.
+        self.claims = {}
         self.snapshot_version = 0
         self.snapshot_time = time.monotonic()
         self.snapshot_task = None
@@ -113,7 +117,7 @@ class DocumentHub:
     def remember(self, ops):
         """Record committed ops (already applied to self.content) in the recent window."""
         for op in ops:
-            self.last_seq[op.client_id] = (op.seq, op.version)
+            self.last_seq[op.client_id] = (op.seq, op.version, op.user)
         self.recent.extend(ops)
         if len(self.recent) > RECENT_OPS * 2:
             del self.recent[:-RECENT_OPS]
@@ -132,8 +136,22 @@ class DocumentHub:
     def others(self, consumer):
         return [c for c in self.connections.values() if c is not consumer]
 
+    async def claim_client(self, client_id, user_id):
+        """Let `user_id` use `client_id` here unless another user's edits or `hello` have it."""
+        if client_id not in self.claims:
+            known = self.last_seq.get(client_id)
+            if known is not None:
+                found, owner = True, known[2]
+            else:
+                found, owner = await db(store.client_owner)(self.document_id, client_id)
+            # Another join may have claimed it while the database answered.
+            self.claims.setdefault(client_id, owner if found else user_id)
+        if self.claims[client_id] != user_id:
+            raise ProtocolError("client_id_taken", "this client id belongs to someone else")
+
     async def join(self, consumer, hello):
         """Answer a `hello`: the document (or the ops the client lacks) and who is here."""
+        await self.claim_client(hello.client_id, consumer.user_id)
         await self.catch_up_for_join(hello.version)
         if hello.version is not None and hello.version > self.version:
             raise ProtocolError("future_version", "this document has no such version yet")

@@ -17,7 +17,7 @@ from django.http import Http404
 
 from editor.access import access_document, can_edit
 
-from . import hubs, metrics, presence
+from . import hubs, metrics, presence, store
 from .dbthread import db
 from .hub import HubClosed
 from .protocol import (
@@ -113,6 +113,11 @@ class EditSession:
             await HANDLERS[type(message)](self, message)
         except ProtocolError as error:
             await self.refuse(error)
+        except store.TRANSIENT:
+            # The database was unreachable for a join or a fetch: the client asks again.
+            log.warning("database unavailable session=%s", self.session, exc_info=True)
+            seq = getattr(message, "seq", None)
+            await self.refuse(ProtocolError("unavailable", "storage unavailable; retry", seq=seq))
 
     async def on_hello(self, hello):
         if self.hub is not None:

@@ -11,7 +11,14 @@ import weakref
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, ProgrammingError, connection, transaction
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    connection,
+    transaction,
+)
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
@@ -24,6 +31,10 @@ from .models import Operation, Snapshot
 log = logging.getLogger("tandem.store")
 
 EMPTY_DOCUMENT = [{"insert": "\n"}]
+
+# Errors of the connection rather than of the data (a terminated backend, a restarted or
+# unreachable server): the same work can succeed on a fresh connection.
+TRANSIENT = (OperationalError, InterfaceError)
 
 
 @dataclass(slots=True)
@@ -116,7 +127,7 @@ def newer_versions(known):
 
 
 def find_committed(document_id, client_id, seq):
-    """The version at which (client_id, seq) was committed, or None.
+    """(version, author id) of the commit of (client_id, seq), or None.
 
     Asked inside the commit for the first edit of each client a hub meets (it could be a
     resend), so in SQL on the cursor like the commit itself.
@@ -124,7 +135,17 @@ def find_committed(document_id, client_id, seq):
     with connection.cursor() as cursor:
         cursor.execute(_commit_sql().find, [document_id, client_id, seq])
         row = cursor.fetchone()
-    return row[0] if row else None
+    return (row[0], row[1]) if row else None
+
+
+def client_owner(document_id, client_id):
+    """(True, author id) when `client_id` has edits in the document's log, else (False, None).
+
+    The author id is None when that user was deleted since.
+    """
+    authors = Operation.objects.filter(document_id=document_id, client_id=client_id)
+    found = list(authors.values_list("author_id", flat=True)[:1])
+    return (True, found[0]) if found else (False, None)
 
 
 def commit_locked(document_id, known_version, plan):
@@ -358,7 +379,8 @@ def _commit_sql():
         ),
         insert=f"INSERT INTO {log} ({', '.join(_quote(c) for c in _LOG_COLUMNS)}) VALUES {_ROW}",
         find=(
-            f"SELECT {_quote('version')} FROM {log} WHERE {_quote('document_id')} = %s "
+            f"SELECT {_quote('version')}, {_quote('author_id')} FROM {log} "
+            f"WHERE {_quote('document_id')} = %s "
             f"AND {_quote('client_id')} = %s AND {_quote('seq')} = %s"
         ),
         documents=documents,

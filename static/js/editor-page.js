@@ -191,6 +191,8 @@ function start() {
     } else if (hint.action === "read-only") {
       view.readonlyByServer = true;
       applyEditable();
+    } else if (hint.action === "reconnect-later") {
+      setTimeout(() => connection.reconnectNow(), hint.after);
     } else if (hint.action === "resync" || hint.action === "reconnect") {
       connection.reconnectNow();
     } else if (hint.action === "dropped") {

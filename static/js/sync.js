@@ -498,6 +498,11 @@ export class SyncClient {
     const concernsInflight =
       this.inflight && message.seq !== undefined && message.seq === this.inflight.seq;
     if (code === "not_joined") return { action: "reconnect" };
+    if (code === "unavailable" && !this.joined && message.seq === undefined) {
+      // The server could not open the document (its storage is down): join again later.
+      this.retryStreak += 1;
+      return { action: "reconnect-later", after: retryDelay(code, this.retryStreak, this.random), code };
+    }
     if (code === "client_id_taken") {
       // Another user's id (we never had it committed): continue under a fresh one.
       this.clientId = randomClientId(this.random);

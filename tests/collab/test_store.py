@@ -23,13 +23,13 @@ postgresql_only = pytest.mark.skipif(
 )
 
 
-def commit(document_id, known_version, client_id, seq, text):
+def commit(document_id, known_version, client_id, seq, text, author=None):
     seen = {}
 
     def plan(missing):
         seen["missing"] = missing
         version = (missing[-1].version if missing else known_version) + 1
-        op = store.Committed(version, Delta([{"insert": text}]), client_id, seq, None)
+        op = store.Committed(version, Delta([{"insert": text}]), client_id, seq, author)
         return Plan(missing, None, [op], [], None)
 
     store.commit_locked(document_id, known_version, plan)
@@ -59,12 +59,22 @@ def test_newer_versions_names_the_documents_whose_log_went_past_the_version_know
     assert len(queries) == 1
 
 
-def test_find_committed_names_the_version_of_a_client_edit(document):
+def test_find_committed_names_the_version_and_author_of_a_client_edit(document):
     commit(document.pk, 0, "client-aaaa", 1, "a")
-    commit(document.pk, 1, "client-bbbb", 1, "b")
-    assert store.find_committed(document.pk, "client-bbbb", 1) == 2
+    commit(document.pk, 1, "client-bbbb", 1, "b", author=document.owner_id)
+    assert store.find_committed(document.pk, "client-bbbb", 1) == (2, document.owner_id)
+    assert store.find_committed(document.pk, "client-aaaa", 1) == (1, None)
     assert store.find_committed(document.pk, "client-bbbb", 2) is None
     assert store.find_committed(document.pk + 1, "client-aaaa", 1) is None
+
+
+def test_client_owner_is_the_author_of_the_client_s_edits_here(document):
+    assert store.client_owner(document.pk, "client-aaaa") == (False, None)
+    commit(document.pk, 0, "client-aaaa", 1, "a", author=document.owner_id)
+    commit(document.pk, 1, "client-bbbb", 1, "b")  # its author deleted since
+    assert store.client_owner(document.pk, "client-aaaa") == (True, document.owner_id)
+    assert store.client_owner(document.pk, "client-bbbb") == (True, None)
+    assert store.client_owner(document.pk + 1, "client-aaaa") == (False, None)
 
 
 def verbs(queries):
@@ -190,7 +200,7 @@ def test_commits_with_nothing_missing_are_one_statement(document, owner):
     assert list(seen.values()) == [[], [], []]
     for n, doc in enumerate([document, *others]):
         assert store.load(doc.pk).content.ops == [{"insert": f"é{n}\n"}]
-    assert store.find_committed(others[1].pk, "client-0002", 1) == 1
+    assert store.find_committed(others[1].pk, "client-0002", 1) == (1, None)
 
     # The next batch on the same connection runs the prepared statement alone.
     with CaptureQueriesContext(connection) as queries:
@@ -266,7 +276,7 @@ def test_a_resend_planned_before_the_lock_is_refused_and_planned_again(document,
         calls.append(missing)
         if missing is None:  # unchecked: as if it were new
             return typing("client-aaaa", 1, "a", known=1)(missing)
-        version = store.find_committed(document.pk, "client-aaaa", 1)
+        version, _ = store.find_committed(document.pk, "client-aaaa", 1)
         return Plan(missing, None, [], [("client", {"type": "ack", "version": version})], None)
 
     outcomes = store.commit_all([(document.pk, 1, resend), (other.pk, 0, typing("c-b", 1, "b"))])

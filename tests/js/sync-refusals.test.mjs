@@ -220,3 +220,24 @@ describe("client_id_taken", () => {
     assert.equal(server.ops[0].seq, 1);
   });
 });
+
+describe("unavailable before joined", () => {
+  test("asks to join again later, each time later, keeping the edits made meanwhile", () => {
+    const clock = { t: 0 };
+    const h = makeClient("client-a", { now: () => clock.t, random: () => 0.5, ackTimeout: 15000 });
+    const server = new FakeServer([{ insert: "\n" }]);
+    h.client.hello();
+    h.edit([{ insert: "offline " }]); // typed before the document opened
+    const first = h.client.receive({ type: "error", code: "unavailable", message: "" });
+    assert.equal(first.action, "reconnect-later");
+    h.client.disconnected();
+    h.client.hello();
+    const second = h.client.receive({ type: "error", code: "unavailable", message: "" });
+    assert.ok(second.after > first.after, `${second.after} > ${first.after}`);
+    h.client.disconnected();
+    const hello = h.client.hello();
+    h.client.receive(server.joined(hello.version));
+    settle(h, server);
+    assert.equal(text(server.doc), "offline \n");
+  });
+});
