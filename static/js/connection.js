@@ -10,8 +10,10 @@
  * The fallback is for WebSockets that fail while HTTP answers, never for a network that is
  * down: a fallback that fails before it opens sends it back to WebSockets, and a fallback
  * entered because WebSockets never opened probes one at once when it opens (the network may
- * have come back between the last WebSocket's failure and the HTTP attempt). So after an
- * outage the page is back on a WebSocket, not left on HTTP until the next probe.
+ * have come back between the last WebSocket's failure and the HTTP attempt). Drops count
+ * only while the WebSockets after them open: a drop followed by one that cannot open was
+ * the network's doing, so outages do not add up to a fallback. So after an outage the page
+ * is back on a WebSocket, not left on HTTP until the next probe.
  *
  * Knows nothing of documents: it moves JSON objects and reports open / message / close.
  * WebSocket, fallback channel, timers, clock and randomness are injectable for tests.
@@ -226,6 +228,9 @@ export class Connection {
       this.drops.push(now);
     } else {
       this.failures += 1;
+      // A WebSocket that cannot even open after one dropped means the network or the
+      // server went away: those drops were its doing, not a proxy's that cuts WebSockets.
+      this.drops = [];
     }
     const neverOpened = this.failures >= this.failuresBeforeFallback;
     if (!neverOpened && this.drops.length < this.dropsBeforeFallback) return false;

@@ -117,8 +117,9 @@ class OutageProxy(_Proxy):
 
     `down()` cuts every open connection; until `up()`, each new one is closed as soon as its
     request line has been read, so the browser sees the request fail before any answer (a
-    WebSocket that never opens, an event stream that errors). The request lines refused are
-    kept, and `wait_refused` waits for one, so a test can wait for a given attempt.
+    WebSocket that never opens, an event stream that errors). `blip()` only cuts. The request
+    lines refused are kept, and `wait_refused` waits for them, so a test can wait for a given
+    attempt.
     """
 
     def __init__(self, target_port):
@@ -135,19 +136,30 @@ class OutageProxy(_Proxy):
     def up(self):
         self._call(self._set(True))
 
-    def wait_refused(self, fragment, timeout=60):
-        """Wait until a request whose line contains `fragment` was refused while down."""
+    def blip(self):
+        """A moment's outage: every open connection is cut, and new ones are let through."""
+        self._call(self._cut())
+
+    def refused(self, fragment):
+        """How many requests whose line contains `fragment` were refused so far."""
         with self._changed:
-            if not self._changed.wait_for(
-                lambda: any(fragment in line for line in self._refused), timeout
-            ):
+            return sum(fragment in line for line in self._refused)
+
+    def wait_refused(self, fragment, count=1, timeout=60):
+        """Wait until `count` requests whose line contains `fragment` were refused while down
+        (counting since the proxy started)."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.refused(fragment) >= count, timeout):
                 raise AssertionError(f"no request for {fragment} came; refused: {self._refused}")
 
     async def _set(self, up):
         self._up = up
         if not up:
-            for writer in list(self._links):
-                writer.transport.abort()  # at once, without waiting to send what is queued
+            await self._cut()
+
+    async def _cut(self):
+        for writer in list(self._links):
+            writer.transport.abort()  # at once, without waiting to send what is queued
 
     async def _connection(self, client_reader, client_writer):
         if not self._up:

@@ -201,6 +201,46 @@ def test_after_an_outage_long_enough_to_try_http_the_page_returns_to_a_websocket
         assert wait_converged(alice, bob) == [{"insert": "Before. During.\n"}]
 
 
+# Records, from now on, which transport each connection the page opens is on.
+RECORD_OPENS = """() => {
+    const c = window.tandem.connection;
+    const onOpen = c.onOpen;
+    window.opened = [];
+    c.onOpen = () => {
+        window.opened.push(c.socketTransport);
+        onOpen();
+    };
+}"""
+
+
+def test_outages_and_then_a_blip_do_not_send_the_page_to_http(open_page, make_document, server):
+    """Drops after which a WebSocket cannot open are outages, not a proxy that cuts
+    WebSockets: three drops within two minutes do not make a fallback when two were outages."""
+    document_id = make_document()
+    with OutageProxy(server.port) as network:
+        bob = open_page("bob", document_id, base_url=network.url)
+        started = bob.evaluate("() => Date.now()")
+        socket_path = f"/ws/documents/{document_id}/"
+        for _ in range(2):
+            refused = network.refused(socket_path)
+            network.down()
+            network.wait_refused(socket_path, count=refused + 1)  # the drop, then a failure
+            network.up()
+            on_websocket(bob)
+        bob.evaluate(RECORD_OPENS)
+        network.blip()
+        bob.wait_for_function("() => window.opened.length > 0", timeout=SYNC_TIMEOUT)
+        took = bob.evaluate("(started) => (Date.now() - started) / 1000", started)
+        print(f"two outages and a blip in {took:.1f} s (the page counts drops for 120 s)")
+        assert bob.evaluate("() => window.opened") == ["websocket"]
+        on_websocket(bob)
+        expect(bob.locator("#status")).to_have_text("Saved")
+        bob.click(".ql-editor")
+        bob.keyboard.type("After the blip.")
+        alice = open_page("alice", document_id)
+        assert wait_converged(alice, bob) == [{"insert": "After the blip.\n"}]
+
+
 def test_server_restart_during_editing_loses_nothing(open_page, make_document, server):
     document_id = make_document()
     alice = open_page("alice", document_id)

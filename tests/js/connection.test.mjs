@@ -309,6 +309,32 @@ test("a WebSocket that keeps dropping after it opened: fall back on the third dr
   assert.equal(sockets.length, 3, "not checked at once: a WebSocket that drops still opens");
 });
 
+test("outages do not add up to a fallback: two outages and a blip stay on WebSockets", () => {
+  const parts = setupFallback();
+  const { clock, sockets, transports, connection } = parts;
+  connection.start();
+  const rejoin = () => {
+    sockets.at(-1).serverOpen();
+    sockets.at(-1).serverSend({ type: "joined" });
+  };
+  rejoin();
+  for (let outage = 0; outage < 2; outage += 1) {
+    sockets.at(-1).serverClose(1006); // the network goes: the open WebSocket drops
+    clock.advance(300);
+    sockets.at(-1).serverClose(1006); // and the next cannot open
+    clock.advance(1000);
+    rejoin(); // it is back
+    clock.advance(5000);
+  }
+  sockets.at(-1).serverClose(1006); // a blip, shorter than the first retry
+  clock.advance(300);
+  assert.deepEqual(transports, [], "three drops, but two were outages");
+  assert.equal(parts.channels.length, 0);
+  rejoin();
+  assert.equal(connection.transport, "websocket");
+  assert.equal(connection.send({ type: "hello" }), true);
+});
+
 test("drops far apart do not count as repeated; no fallback configured, none used", () => {
   const { clock, sockets, transports, connection } = setupFallback();
   connection.start();
