@@ -2,8 +2,10 @@
 
 `DaphneServer` runs `daphne editor.asgi:application` in a subprocess on a free (or given)
 port, waits until it answers HTTP, and can stop it, SIGKILL it and start it again on the same
-port. `sqlite_database()` makes a migrated throwaway SQLite database; `manage()` runs a
-management command against whatever database an environment points at.
+port. `sqlite_database()` makes a migrated throwaway SQLite database, `postgres_database()` a
+throwaway database on a PostgreSQL server; `manage()` runs a management command against
+whatever database an environment points at. `PrivateRedis` is a redis-server of the test's
+own, to stop, kill and start again (never the machine's).
 
     url = sqlite_database(tmp_path)                # or an existing DATABASE_URL
     env = {"DATABASE_URL": url}                    # REDIS_URL too, for several processes
@@ -12,6 +14,7 @@ management command against whatever database an environment points at.
         ...  server.url, server.restart(), server.kill() ...
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -22,7 +25,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -65,6 +71,20 @@ def sqlite_database(directory=None):
     url = f"sqlite:///{path}"  # an absolute path gives sqlite://// + path
     manage("migrate", "--noinput", env={"DATABASE_URL": url})
     return url
+
+
+@contextlib.contextmanager
+def postgres_database(server_url, prefix="tandem_live"):
+    """A fresh, empty database on the PostgreSQL server of `server_url` (any database of it):
+    yields its URL, and drops it afterwards, whoever is still connected."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def run_python(code, env=None):
@@ -222,3 +242,51 @@ class DaphneServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, with nothing persisted."""
+
+    def __init__(self, directory):
+        self.port = free_port()
+        self.dir = directory
+        self.process = None
+
+    @property
+    def url(self):
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self):
+        """Start it (again, on the same port) and wait until it answers PING."""
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", HOST]
+            + ["--save", "", "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        ping = ["redis-cli", "-p", str(self.port), "ping"]
+        while subprocess.run(ping, capture_output=True, text=True).stdout.strip() != "PONG":
+            assert self.process.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        return self
+
+    def stop(self):
+        """SIGTERM and wait."""
+        self._end(self.process.terminate if self.process else None)
+
+    def kill(self):
+        """SIGKILL: every connection drops at once, and what it held is gone."""
+        self._end(self.process.kill if self.process else None)
+
+    def _end(self, signal_it):
+        if signal_it is not None:
+            signal_it()
+            self.process.wait(10)
+            self.process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.kill()

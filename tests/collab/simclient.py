@@ -1,13 +1,20 @@
 """A Python twin of the browser's sync state machine, for driving the server in tests.
 
 It keeps at most one edit in flight, buffers further local edits, applies committed ops in
-strict version order (holding early ones and fetching gaps), and resends its in-flight edit
-after a reconnect, exactly as docs/protocol.md asks of a client.
+strict version order (holding early ones and fetching gaps), resends its in-flight edit
+after a reconnect, and resends it after a pause when it is refused with a code that says
+"later" (`rate_limited`, `unavailable`), exactly as docs/protocol.md asks of a client.
 """
 
+import asyncio
 import random
 
 from collab.ot import Delta
+
+# Error codes after which the named edit is resent unchanged after a pause (static/js/sync.js).
+RETRY_CODES = {"rate_limited", "unavailable"}
+RETRY_PAUSE = 0.05  # seconds, doubled for each refusal in a row, at most RETRY_PAUSE_MAX
+RETRY_PAUSE_MAX = 1.0
 
 
 class SimClient:
@@ -23,6 +30,9 @@ class SimClient:
         self.fetching = False
         self.errors = []
         self.history = {}  # version -> delta as this client applied or sent it
+        self.acked = {}  # seq -> the version it was committed as, for every own edit acked
+        self.refusals = 0  # refusals in a row with a RETRY_CODES code
+        self._retry = None  # the task that resends after a pause
 
     # -- local side ------------------------------------------------------------------
 
@@ -67,7 +77,8 @@ class SimClient:
             await self._drain()
             await self.resend()
         elif kind == "ack":
-            self.held[message["version"]] = ("ack", message["seq"])
+            if message["version"] > self.version:  # else a resent edit's repeated ack
+                self.held[message["version"]] = ("ack", message["seq"])
             await self._drain()
         elif kind == "ops":
             self.fetching = False
@@ -81,6 +92,20 @@ class SimClient:
             if message["code"] == "rate_limited":
                 # The refused message may have been our fetch: allow the next one.
                 self.fetching = False
+            if (
+                message["code"] in RETRY_CODES
+                and self.inflight is not None
+                and message.get("seq") == self.inflight[0]
+            ):
+                self.refusals += 1
+                pause = min(RETRY_PAUSE_MAX, RETRY_PAUSE * 2 ** (self.refusals - 1))
+                retry = self._resend_after(message["seq"], pause)
+                self._retry = asyncio.get_running_loop().create_task(retry)
+
+    async def _resend_after(self, seq, pause):
+        await asyncio.sleep(pause)
+        if self.inflight is not None and self.inflight[0] == seq:  # not answered meanwhile
+            await self.resend()
 
     async def _hold_ops(self, ops):
         for op in ops:
@@ -98,6 +123,8 @@ class SimClient:
             self.version += 1
             if own:
                 self.history[self.version] = self.inflight[1]
+                self.acked[self.inflight[0]] = self.version
+                self.refusals = 0
                 self.inflight = None
                 if self.buffer is not None:
                     buffer, self.buffer = self.buffer, None

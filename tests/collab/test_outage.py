@@ -8,79 +8,48 @@ and a new client there is given stale content (issue #16, item 5).
 
 import asyncio
 import random
-import subprocess
 import time
 import urllib.request
-import uuid
 
-import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.collab.simclient import random_edit
 from tests.collab.test_processes import stored_content
 from tests.collab.wsclient import WsClient, session_cookie
-from tests.live_server import DaphneServer, create_documents, create_users, free_port, manage
+from tests.live_server import (
+    DaphneServer,
+    PrivateRedis,
+    create_documents,
+    create_users,
+    manage,
+    postgres_database,
+)
 
 pytestmark = pytest.mark.services
-
-
-class PrivateRedis:
-    """A redis-server of our own, to stop and start (never the machine's)."""
-
-    def __init__(self, tmp_path):
-        self.port = free_port()
-        self.dir = tmp_path
-        self.process = None
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self):
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        ping = ["redis-cli", "-p", str(self.port), "ping"]
-        while subprocess.run(ping, capture_output=True, text=True).stdout.strip() != "PONG":
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-
-    def stop(self):
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
 
 
 @pytest.fixture
 def outage_env(postgres_url, tmp_path):
     """A fresh database, a private Redis and a way to start daphne processes on them."""
-    name = f"tandem_out_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    env = {"DATABASE_URL": f"{postgres_url.rsplit('/', 1)[0]}/{name}", "REDIS_URL": redis.url}
-    manage("migrate", "--noinput", env=env)
-    create_users({"ann": "pw-ann-123456", "ben": "pw-ben-123456"}, env=env)
-    document = create_documents("ann", ["Shared"], shares={"ben": "editor"}, env=env)["Shared"]
     servers = []
+    with postgres_database(postgres_url, "tandem_out") as url, PrivateRedis(tmp_path) as redis:
+        env = {"DATABASE_URL": url, "REDIS_URL": redis.url}
+        manage("migrate", "--noinput", env=env)
+        create_users({"ann": "pw-ann-123456", "ben": "pw-ben-123456"}, env=env)
+        shares = {"ben": "editor"}
+        document = create_documents("ann", ["Shared"], shares=shares, env=env)["Shared"]
 
-    def server():
-        started = DaphneServer(env=env, log_dir=tmp_path).start()
-        servers.append(started)
-        return started
+        def server():
+            started = DaphneServer(env=env, log_dir=tmp_path).start()
+            servers.append(started)
+            return started
 
-    yield env, document, server, redis
-    for started in servers:
-        started.kill()
-    redis.stop()
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        try:
+            yield env, document, server, redis
+        finally:
+            for started in servers:
+                started.kill()
 
 
 async def type_acked(client, rng, edits):

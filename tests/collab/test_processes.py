@@ -2,14 +2,19 @@
 
 import asyncio
 import random
-import uuid
 
-import psycopg
 import pytest
 
 from tests.collab.simclient import random_edit
 from tests.collab.wsclient import WsClient, session_cookie
-from tests.live_server import DaphneServer, create_documents, create_users, manage, run_python
+from tests.live_server import (
+    DaphneServer,
+    create_documents,
+    create_users,
+    manage,
+    postgres_database,
+    run_python,
+)
 
 pytestmark = pytest.mark.services
 
@@ -17,26 +22,24 @@ pytestmark = pytest.mark.services
 @pytest.fixture
 def shared_env(postgres_url, redis_url, tmp_path):
     """A fresh PostgreSQL database and Redis db for the processes of one test."""
-    name = f"tandem_mp_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = postgres_url.rsplit("/", 1)[0]
-    env = {"DATABASE_URL": f"{base}/{name}", "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/5"}
-    manage("migrate", "--noinput", env=env)
-    create_users({"ann": "pw-ann-123456", "ben": "pw-ben-123456"}, env=env)
-    document = create_documents("ann", ["Shared"], shares={"ben": "editor"}, env=env)["Shared"]
     servers = []
+    with postgres_database(postgres_url, "tandem_mp") as url:
+        env = {"DATABASE_URL": url, "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/5"}
+        manage("migrate", "--noinput", env=env)
+        create_users({"ann": "pw-ann-123456", "ben": "pw-ben-123456"}, env=env)
+        shares = {"ben": "editor"}
+        document = create_documents("ann", ["Shared"], shares=shares, env=env)["Shared"]
 
-    def server():
-        started = DaphneServer(env=env, log_dir=tmp_path).start()
-        servers.append(started)
-        return started
+        def server():
+            started = DaphneServer(env=env, log_dir=tmp_path).start()
+            servers.append(started)
+            return started
 
-    yield env, document, server
-    for started in servers:
-        started.kill()
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        try:
+            yield env, document, server
+        finally:
+            for started in servers:
+                started.kill()
 
 
 def stored_ops(env, document):

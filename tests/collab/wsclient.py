@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import websockets
 
@@ -38,6 +39,7 @@ class WsClient:
         self.reader = None
         self.presence = {}
         self.closed_codes = []
+        self.ack_times = []  # when each of sim.acked arrived (time.monotonic()), in order
 
     async def _send(self, message):
         if self.socket is not None:
@@ -57,16 +59,23 @@ class WsClient:
         self.reader = asyncio.get_running_loop().create_task(self._read())
         await self._send({"type": "hello", "client_id": self.sim.client_id,
                           "version": self.sim.version})  # fmt: skip
-        async with asyncio.timeout(timeout):
-            while self.sim.doc is None or self.joined_version is None:
-                await asyncio.sleep(0.005)
+        try:
+            async with asyncio.timeout(timeout):
+                while self.sim.doc is None or self.joined_version is None:
+                    if self.reader.done():
+                        raise ConnectionError("the socket closed before `joined`")
+                    await asyncio.sleep(0.005)
+        except (TimeoutError, ConnectionError):
+            await self.close()  # a reconnect starts from a socket of its own
+            raise
 
     joined_version = None
     failure = None
 
     async def _read(self):
+        socket = self.socket
         try:
-            async for text in self.socket:
+            async for text in socket:
                 message = json.loads(text)
                 if message["type"] == "joined":
                     self.joined_version = message["version"]
@@ -75,7 +84,9 @@ class WsClient:
                     self.presence[message["session"]] = message
                 elif message["type"] == "leave":
                     self.presence.pop(message["session"], None)
+                acked = len(self.sim.acked)
                 await self.sim.handle(message)
+                self.ack_times += [time.monotonic()] * (len(self.sim.acked) - acked)
         except websockets.ConnectionClosed as closed:
             self.closed_codes.append(closed.rcvd.code if closed.rcvd else None)
         except Exception as error:
@@ -83,10 +94,13 @@ class WsClient:
             self.failure = error
             raise
         finally:
-            self.socket = None
+            if self.socket is socket:
+                self.socket = None
 
-    async def reconnect(self, attempts=100):
-        """Reconnect with the version held; the in-flight edit is resent after `joined`."""
+    async def reconnect(self, attempts=100, server=None):
+        """Reconnect (to `server` if given, else the same one) with the version held; the
+        in-flight edit is resent after `joined`."""
+        self.server = server or self.server
         self.joined_version = None
         for _ in range(attempts):
             try:
