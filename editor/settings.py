@@ -7,7 +7,9 @@ misconfigured deployment fails at boot rather than serving with a known key.
 
 import ipaddress
 import os
+import re
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -63,6 +65,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "editor",
     "collab",
 ]
@@ -78,6 +81,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login refused for lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes's backend first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 # The Content-Security-Policy of every page (django-csp; editor/csp.py adds the page's own
@@ -165,6 +176,25 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# The request rate limits count in the "throttle" cache (editor/throttle.py). With several
+# processes (REDIS_URL set) it is Redis, so that every process sees the same counts; one
+# process alone counts in its own memory.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "tandem-throttle",
+        }
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "tandem-throttle",
+        }
+    ),
+}
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -208,6 +238,33 @@ TANDEM_MAX_DOCUMENT_BYTES = env_int("TANDEM_MAX_DOCUMENT_BYTES", 10 * 1024 * 102
 TANDEM_SNAPSHOT_EVERY_OPS = env_int("TANDEM_SNAPSHOT_EVERY_OPS", 200)
 TANDEM_SNAPSHOT_EVERY_SECONDS = env_int("TANDEM_SNAPSHOT_EVERY_SECONDS", 30)
 TANDEM_RATE_LIMIT_PER_SECOND = env_int("TANDEM_RATE_LIMIT_PER_SECOND", 200)
+
+# Login lockout (django-axes, docs/throttling.md). Failures are counted per username *and*
+# address together: a guesser locks only their own address out of that one account, never
+# the account's owner elsewhere. The counts are rows in the database, so every process
+# shares them, and the admin lists them ("Access attempts": delete one to unlock early).
+AXES_FAILURE_LIMIT = env_int("TANDEM_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("TANDEM_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A refused try during the lockout does not restart it: the owner retrying from a shared
+# address waits no longer than the page says, and a guesser still gets only the limit's
+# worth of tries per cool-off.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "editor.throttle.locked_out"
+# Failed attempts only: a row per successful login would grow without end.
+AXES_DISABLE_ACCESS_LOG = True
+# Request rates (django-ratelimit, editor/throttle.py): "count/period", period s, m, h or d
+# with an optional multiplier ("20/10m"). Login and sign-up POSTs are counted per address
+# (the lockout above cannot stop one address trying one password on many usernames), new
+# documents per user.
+TANDEM_LOGIN_RATE = os.environ.get("TANDEM_LOGIN_RATE") or "60/10m"
+TANDEM_SIGNUP_RATE = os.environ.get("TANDEM_SIGNUP_RATE") or "10/h"
+TANDEM_DOCUMENT_CREATE_RATE = os.environ.get("TANDEM_DOCUMENT_CREATE_RATE") or "60/h"
+for _name in ("TANDEM_LOGIN_RATE", "TANDEM_SIGNUP_RATE", "TANDEM_DOCUMENT_CREATE_RATE"):
+    if not re.fullmatch(r"\d+/\d*[smhd]", globals()[_name]):
+        raise ImproperlyConfigured(f"{_name}: {globals()[_name]!r} is not like 10/h or 20/10m")
+RATELIMIT_USE_CACHE = "throttle"
 
 # One line of JSON per record in production (for a log shipper), readable lines locally;
 # see editor/logs.py. TANDEM_LOG_FORMAT=json|plain overrides the default.

@@ -1,13 +1,18 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from collab import views as collab_views
 
 from . import health, monitoring, views
+from .throttle import login_rate_limited
 
 urlpatterns = [
     path("", views.document_list, name="document_list"),
     path("accounts/signup/", views.signup, name="signup"),
+    # Both login pages, ahead of their apps' own routes, counted per address (throttle.py).
+    path("accounts/login/", login_rate_limited(auth_views.LoginView.as_view()), name="login"),
+    path("admin/login/", login_rate_limited(admin.site.login)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("documents/new/", views.document_create, name="document_create"),
     path("documents/<int:document_id>/", views.document_detail, name="document_detail"),

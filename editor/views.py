@@ -11,18 +11,24 @@ from . import access
 from .forms import DocumentTitleForm, ShareForm, SignUpForm
 from .models import Document, DocumentAccess, Role
 from .notify import document_changed
+from .throttle import rate_limited
 
 PAGE_SIZE = 20
 
 
 @require_http_methods(["GET", "POST"])
+@rate_limited(
+    "signup", key="ip", rate_setting="TANDEM_SIGNUP_RATE", what="sign-ups from your address"
+)
 def signup(request):
     if request.user.is_authenticated:
         return redirect("document_list")
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user)
+        # The password was just set: no backend authenticated it, so name the one that keeps
+        # the session (django-axes's comes first in AUTHENTICATION_BACKENDS and keeps none).
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome to Tandem, {user.username}.")
         return redirect("document_list")
     return render(request, "registration/signup.html", {"form": form})
@@ -52,6 +58,12 @@ def document_list(request):
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@rate_limited(
+    "document_create",
+    key="user",
+    rate_setting="TANDEM_DOCUMENT_CREATE_RATE",
+    what="new documents from your account",
+)
 def document_create(request):
     form = DocumentTitleForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

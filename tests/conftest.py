@@ -2,6 +2,7 @@
 
 import os
 import socket
+import uuid
 from urllib.parse import urlparse
 
 import pytest
@@ -32,6 +33,22 @@ def require_service(env_name, default_url):
     if os.environ.get("TANDEM_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{reason}, and TANDEM_REQUIRE_SERVICES=1 forbids skipping")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_counts(settings):
+    """Each test counts sign-ups and new documents from zero (editor/throttle.py).
+
+    The limits stay on; a fresh key prefix starts new counts on whichever cache the settings
+    chose (Redis under REDIS_URL) without flushing anything. A test that needs more room
+    raises a rate with the `settings` fixture (`settings.TANDEM_SIGNUP_RATE = "100/h"`).
+    Login lockouts need no reset: django-axes keeps them in the test's database.
+    """
+    caches = {name: dict(config) for name, config in settings.CACHES.items()}
+    caches["throttle"]["KEY_PREFIX"] = f"tandem-throttle-test-{uuid.uuid4().hex}"
+    if caches["throttle"]["BACKEND"].endswith("LocMemCache"):
+        caches["throttle"]["LOCATION"] = caches["throttle"]["KEY_PREFIX"]
+    settings.CACHES = caches
 
 
 @pytest.fixture
