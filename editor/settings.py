@@ -15,6 +15,7 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
+from redis.connection import parse_url as parse_redis_url
 
 from editor.logs import log_format, logging_config
 
@@ -159,20 +160,32 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": str(Path(tempfile.gettempdir()) / f"tandem-test-{os.getpid()}.sqlite3")
     }
 
+
+def redis_channel_layer(url):
+    """The channel layer on the Redis at `url`.
+
+    Redis pub/sub channels belong to the whole server, whatever database a connection
+    selected, so the database number goes into the channels' prefix: deployments sharing a
+    Redis server under different database numbers never receive each other's events (an edit
+    to document 1 of one applied to document 1 of the other). Database 0 keeps channels'
+    default prefix.
+    """
+    db = parse_redis_url(url).get("db", 0)
+    return {
+        # Redis pub/sub pushes each message to the processes subscribed to it; the list-based
+        # RedisChannelLayer paid two or three Redis round trips to receive each one, and
+        # with a thousand shared documents typed in that was most of a process's CPU. The
+        # engine's messages are at-most-once either way: a gap is noticed by version and
+        # read from the op log (collab.bridge), and nothing waits in Redis for a process
+        # that is gone.
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": url}], "prefix": f"asgi-db{db}" if db else "asgi"},
+    }
+
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            # Redis pub/sub pushes each message to the processes subscribed to it; the list-based
-            # RedisChannelLayer paid two or three Redis round trips to receive each one, and
-            # with a thousand shared documents typed in that was most of a process's CPU. The
-            # engine's messages are at-most-once either way: a gap is noticed by version and
-            # read from the op log (collab.bridge), and nothing waits in Redis for a process
-            # that is gone.
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL}]},
-        }
-    }
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
