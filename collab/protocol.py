@@ -80,8 +80,13 @@ def _int(message, key, low=0, high=MAX_VERSION, optional=False):
 
 def _hello(message, limits):
     client_id = message.get("client_id")
-    if not isinstance(client_id, str) or not 8 <= len(client_id) <= 64 or not client_id.isascii():
-        raise ProtocolError("bad_message", "'client_id' must be an ASCII string of 8-64 chars")
+    # Printable: the id is stored with every edit, and PostgreSQL's text refuses a NUL.
+    if (
+        not isinstance(client_id, str)
+        or not 8 <= len(client_id) <= 64
+        or not (client_id.isascii() and client_id.isprintable())
+    ):
+        raise ProtocolError("bad_message", "'client_id' must be 8-64 printable ASCII characters")
     return Hello(client_id, _int(message, "version", optional=True))
 
 
@@ -97,7 +102,21 @@ def _submit(message, limits):
         )
     except DeltaError as error:
         raise ProtocolError(error.code, str(error), seq=seq) from None
+    if _holds_nul(delta):
+        # SQLite would keep it, but PostgreSQL's jsonb cannot: the commit would fail.
+        raise ProtocolError("bad_delta", "text cannot hold a NUL character (U+0000)", seq=seq)
     return Submit(seq, version, delta)
+
+
+def _holds_nul(delta):
+    """Whether a string of the (parsed) delta holds U+0000: text, embed or attribute value."""
+    for op in delta.ops:
+        insert = op.get("insert")
+        values = [insert, *insert.values()] if type(insert) is dict else [insert]
+        values.extend((op.get("attributes") or {}).values())
+        if any(type(value) is str and "\x00" in value for value in values):
+            return True
+    return False
 
 
 def _fetch(message, limits):

@@ -40,9 +40,19 @@ def free_port():
         return sock.getsockname()[1]
 
 
+# A live server lives through many tests, all from 127.0.0.1, and its rate counts cannot be
+# reset from outside: its rates are raised, not turned off (docs/throttling.md). A test that
+# checks a rate sets its own in `env`; the login lockout keeps its defaults.
+LIVE_RATES = {
+    "TANDEM_LOGIN_RATE": "1000/10m",
+    "TANDEM_SIGNUP_RATE": "1000/h",
+    "TANDEM_DOCUMENT_CREATE_RATE": "1000/h",
+}
+
+
 def server_env(env=None):
     """The environment for a server or management command: ours plus `env` on top."""
-    merged = dict(os.environ)
+    merged = {**LIVE_RATES, **os.environ}
     merged.setdefault("DJANGO_SETTINGS_MODULE", "editor.settings")
     merged["PYTHONUNBUFFERED"] = "1"
     merged.update(env or {})

@@ -11,6 +11,8 @@ refuses. Put the proxy in front of the real service, point the process under tes
         proxy.stall()                    # bytes either way are held, not lost
         proxy.resume()                   # what was held is delivered
         proxy.cut()                      # every open connection is reset
+        proxy.refuse()                   # new connections are closed at once (a stopped
+        proxy.refuse(False)              # service) until this
 """
 
 import socket
@@ -24,6 +26,7 @@ class StallProxy:
         self.target = (target_host, target_port)
         self.flowing = threading.Event()
         self.flowing.set()
+        self.refusing = False
         self.listener = socket.create_server((HOST, 0))
         self.port = self.listener.getsockname()[1]
         self.connections = []
@@ -46,6 +49,10 @@ class StallProxy:
         for sock in connections:
             _shut(sock)
 
+    def refuse(self, refusing=True):
+        """From now on close each new connection at once, as a stopped service would."""
+        self.refusing = refusing
+
     def close(self):
         self.closed = True
         self.flowing.set()
@@ -59,6 +66,9 @@ class StallProxy:
             except OSError:
                 return
             self.accepts += 1
+            if self.refusing:
+                _shut(client)
+                continue
             threading.Thread(target=self._open, args=(client,), daemon=True).start()
 
     def _open(self, client):

@@ -89,7 +89,7 @@ class SimClient:
                 await self._fetch()
         elif kind == "error":
             self.errors.append(message)
-            if message["code"] == "rate_limited":
+            if message["code"] in RETRY_CODES:
                 # The refused message may have been our fetch: allow the next one.
                 self.fetching = False
             if (

@@ -9,9 +9,10 @@ and every process holds the document the log replays to, which is also its lates
 plus the ops after it. How long the service took to recover is printed, never asserted: the
 machine is shared and may be several times slower at any moment.
 
-The processes reach PostgreSQL through a TCP proxy (tests/stall_proxy.py) that can cut or
-hold their connections, and Redis is a private redis-server to kill and start again; the
-machine's own services are never stopped or reconfigured. `TANDEM_FAULT_ROUNDS=N` injects
+The processes reach PostgreSQL through a TCP proxy (tests/stall_proxy.py) that can cut, hold
+or refuse their connections, and Redis is a private redis-server to kill and start again;
+the machine's own services are never stopped or reconfigured (pg_terminate_backend reaches
+only the backends of the test's own database). `TANDEM_FAULT_ROUNDS=N` injects
 each fault N times over (default 1, about ten seconds a scenario): the long variant.
 """
 
@@ -230,7 +231,7 @@ class Crowd:
                     self._check()
                     await asyncio.sleep(0.01)
         except TimeoutError:
-            stuck = [self._describe(c) for c in goal if len(c.sim.acked) < goal[c]]
+            stuck = [self.describe(c) for c in goal if len(c.sim.acked) < goal[c]]
             message = "no answer to these clients' edits:\n" + "\n".join(stuck)
             raise AssertionError(message) from None
         self._check()
@@ -241,7 +242,7 @@ class Crowd:
             unexpected = [e for e in client.sim.errors if e["code"] not in RETRY_CODES]
             assert not unexpected, f"{client.sim.client_id} was refused: {unexpected}"
 
-    def _describe(self, client):
+    def describe(self, client):
         sim = client.sim
         inflight = sim.inflight[0] if sim.inflight else None
         return (
@@ -260,7 +261,7 @@ class Crowd:
                     self._check()
                     await asyncio.sleep(0.01)
         except TimeoutError:
-            behind = [self._describe(c) for c in readers if c.sim.version < target]
+            behind = [self.describe(c) for c in readers if c.sim.version < target]
             message = f"these clients never reached version {target}:\n" + "\n".join(behind)
             raise AssertionError(message) from None
         return time.monotonic() - started
@@ -441,3 +442,66 @@ def test_redis_killed_and_restarted_mid_typing_loses_and_duplicates_nothing(rig)
 
     print()
     run_scenario(rig, restart_redis)
+
+
+def test_database_connections_dropped_mid_typing_lose_and_duplicate_nothing(rig):
+    """The processes' connections to PostgreSQL are dropped three ways, one after the other:
+    terminated by the server (pg_terminate_backend), reset by the network (the proxy cuts
+    them), and reset and refused ("down") until every client has had an edit refused as
+    `unavailable`. The engine reconnects, and the refused edits are resent."""
+
+    async def drop(crowd, round_):
+        for how in ("pg_terminate_backend", "proxy_cut", "down"):
+            if how == "pg_terminate_backend":
+                dropped = await asyncio.to_thread(rig.terminate_backends)
+            else:
+                dropped = len(rig.proxy.connections) // 2
+                rig.proxy.refuse(how == "down")
+                await asyncio.to_thread(rig.proxy.cut)
+            if how == "down":
+                await refused_everywhere(crowd)
+                rig.proxy.refuse(False)
+            ended = time.monotonic()
+            await crowd.acked_each(EDITS)
+            first, every = crowd.first_ack_after(crowd.clients, ended)
+            report(f"{how} of {dropped} connections", round_, first, every)
+
+    print()
+    run_scenario(rig, drop)
+
+
+async def refused_everywhere(crowd):
+    """Wait until every client has had an edit refused (as `unavailable`: Crowd checks)."""
+    refused = {client: len(client.sim.errors) for client in crowd.clients}
+    try:
+        async with asyncio.timeout(ACK_PATIENCE):
+            while any(len(c.sim.errors) == refused[c] for c in crowd.clients):
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        unanswered = [c for c in crowd.clients if len(c.sim.errors) == refused[c]]
+        message = "with the database down, no `unavailable` for:\n"
+        raise AssertionError(message + "\n".join(map(crowd.describe, unanswered))) from None
+
+
+def test_database_black_holed_mid_typing_loses_and_duplicates_nothing(rig):
+    """The proxy holds every byte both ways, connections open, then lets them through."""
+
+    async def black_hole(crowd, round_):
+        acked = {client: len(client.sim.acked) for client in crowd.clients}
+        rig.proxy.stall()
+        # Every client has an edit in flight, which cannot be answered now, and the hole
+        # lasts a while longer.
+        async with asyncio.timeout(PATIENCE):
+            while not all(client.sim.inflight is not None for client in crowd.clients):
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(BLACK_HOLE_SECONDS)
+        stuck = sum(len(c.sim.acked) == acked[c] for c in crowd.clients)
+        rig.proxy.resume()
+        ended = time.monotonic()
+        await crowd.acked_each(EDITS)
+        first, every = crowd.first_ack_after(crowd.clients, ended)
+        report(f"black hole of {BLACK_HOLE_SECONDS:.0f} s ({stuck} clients waiting)",
+               round_, first, every)  # fmt: skip
+
+    print()
+    run_scenario(rig, black_hole)

@@ -6,7 +6,7 @@ import time
 
 import websockets
 
-from tests.collab.simclient import SimClient
+from tests.collab.simclient import RETRY_CODES, SimClient
 from tests.live_server import run_python
 
 
@@ -57,6 +57,7 @@ class WsClient:
             max_size=2**22,
         )
         self.reader = asyncio.get_running_loop().create_task(self._read())
+        errors = len(self.sim.errors)
         await self._send({"type": "hello", "client_id": self.sim.client_id,
                           "version": self.sim.version})  # fmt: skip
         try:
@@ -64,6 +65,8 @@ class WsClient:
                 while self.sim.doc is None or self.joined_version is None:
                     if self.reader.done():
                         raise ConnectionError("the socket closed before `joined`")
+                    if any(e["code"] in RETRY_CODES for e in self.sim.errors[errors:]):
+                        raise ConnectionError("`hello` refused for now")  # reconnect later
                     await asyncio.sleep(0.005)
         except (TimeoutError, ConnectionError):
             await self.close()  # a reconnect starts from a socket of its own

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import PASSWORDS
 from tests.e2e.pages import caret_at_end, contents, wait_converged, wait_joined_page
+from tests.e2e.test_content import LEGACY, store_legacy_op
 from tests.e2e.test_fallback import BLOCK_WEBSOCKETS, transport
 from tests.e2e.test_paste import paste
 
@@ -217,6 +218,23 @@ def test_editor_works_under_the_policy_with_zero_violations(watch, server, login
     policy = directives(alice_watch.policies[document_path])
     assert any(source.startswith("'nonce-") for source in policy["script-src"])
     assert f"ws://{server.url.split('://', 1)[1]}" in policy["connect-src"]
+
+
+def test_a_placeholder_for_unknown_content_shows_under_the_policy(
+    watch, make_document, server_env, login_states
+):
+    """No image or embed is registered; the one embed drawn is the stand-in for unknown ones."""
+    document_id = make_document()
+    store_legacy_op(document_id, LEGACY, server_env)
+    alice_watch = watch(storage_state=login_states("alice"))
+    alice = alice_watch.page()
+    alice.goto(f"/documents/{document_id}/")
+    wait_joined_page(alice)
+    expect(alice.locator(".ql-editor .tandem-unknown")).to_have_text(
+        "[unsupported content: formula]"
+    )
+    alice_watch.assert_clean()
+    assert not alice.errors, alice.errors
 
 
 def test_admin_and_staff_pages_render_under_the_policy(watch, server):
