@@ -1,6 +1,8 @@
 """The upstream half of the HTTP fallback transport (collab.eventstream has the rest)."""
 
 from channels.exceptions import ChannelFull
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
 
@@ -29,7 +31,13 @@ async def post_messages(request, document_id, token):
     if verdict != "ok":
         return _refused(verdict)
     try:
-        lines = [line for line in request.body.decode().split("\n") if line.strip()]
+        body = request.body
+    except RequestDataTooBig:
+        # Django's own answer would be an HTML 400, which a client cannot tell from others.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return _error(413, "too_large", f"at most {limit} bytes per POST")
+    try:
+        lines = [line for line in body.decode().split("\n") if line.strip()]
     except UnicodeDecodeError:
         return _error(400, "bad_json", "the body must be UTF-8 text")
     if len(lines) > eventstream.MAX_LINES_PER_POST:

@@ -372,3 +372,15 @@ async def test_a_full_channel_layer_answers_503(engine, document, owner, monkeyp
         statuses.append(refusal(response))
     assert statuses == [(202, None)] * 3 + [(503, "unavailable")]
     assert response.json()["type"] == "error"
+
+
+async def test_a_body_over_the_upload_limit_is_too_large_not_a_page(engine, document, owner):
+    """Twelve lines, each under the message limit, make a body over Django's 2.5 MB: the
+    answer is the documented 413 a client can read, not Django's HTML 400."""
+    web = HttpClient(owner, document.pk)
+    await web.join()
+    response = await web.post(*[{"type": "ping", "id": "x" * 250_000}] * 12, number=2)
+    assert (response.status_code, response.json()["code"]) == (413, "too_large")
+    response = await web.post({"type": "ping", "id": 7}, number=2)  # nothing took number 2
+    assert response.status_code == 204
+    assert await web.event_type("pong") == {"type": "pong", "id": 7, "version": 0}
