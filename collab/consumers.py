@@ -29,7 +29,7 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         self.edit = EditSession("websocket", self.send_frame, self._close_socket)
         await self.accept()
         document_id = self.scope["url_route"]["kwargs"]["document_id"]
-        refused = await self.edit.start(self.scope["user"], document_id)
+        refused = await self.edit.start(self.scope["user"], document_id, self.scope.get("session"))
         if refused is not None:
             await self._close_socket(refused)
 

@@ -140,7 +140,7 @@ async def event_stream(scope, receive, send):
     bridge = hubs.registry.bridge
     await bridge.start()  # POSTs forwarded from other processes arrive on its channel
     stream = EventStream(send, bridge.channel if bridge.shared else None)
-    refused = await stream.edit.start(scope["user"], document_id)
+    refused = await stream.edit.start(scope["user"], document_id, scope.get("session"))
     if refused is not None:
         await stream.end(refused)
         return

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from . import docsize, metrics, presence, store
 from .dbthread import db, in_snapshot_thread
-from .protocol import CLOSE_NO_ACCESS, CLOSE_SILENT, ProtocolError, encode
+from .protocol import CLOSE_SILENT, ProtocolError, encode
 
 log = logging.getLogger("tandem.hub")
 
@@ -297,32 +297,16 @@ class DocumentHub:
     # -- changes made outside the edit stream --------------------------------------------
 
     async def changed(self, change):
-        """Apply a rename, lock or access change made in a view to the open sockets."""
+        """Apply a rename or lock made in a view to the open sockets (access changes go to
+        every session through the registry: hubs.Registry.access_changed)."""
         consumers = list(self.connections.values())
         if "title" in change:
             for consumer in consumers:
                 consumer.title = change["title"]
             await self.fan_out(encode({"type": "title", "title": change["title"]}), consumers)
-        if change.get("revoke_all"):
-            for consumer in consumers:
-                await consumer.close(code=CLOSE_NO_ACCESS)
-            return
-        roles = None
-        if change.get("access_changed"):
-            user_ids = list({consumer.user_id for consumer in consumers})
-            roles = await db(store.roles)(self.document_id, user_ids)
         if "locked" in change:
             self.locked = change["locked"]
-        if roles is None and "locked" not in change:
-            return
-        for consumer in consumers:
-            if roles is not None:
-                if roles[consumer.user_id] is None:
-                    await consumer.close(code=CLOSE_NO_ACCESS)
-                    continue
-                consumer.role = roles[consumer.user_id]
-            readonly = consumer.role == "viewer" or self.locked
-            if readonly != consumer.readonly or "locked" in change:
-                consumer.readonly = readonly
-                frame = {"type": "lock", "locked": self.locked, "readonly": readonly}
+            for consumer in consumers:
+                consumer.readonly = consumer.role == "viewer" or self.locked
+                frame = {"type": "lock", "locked": self.locked, "readonly": consumer.readonly}
                 await consumer.send_frame(encode(frame))

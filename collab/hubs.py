@@ -11,7 +11,7 @@ from .dbthread import db
 from .fullgc import FullPasses
 from .groupcommit import GroupCommit
 from .hub import DocumentHub
-from .protocol import CLOSE_UNAUTHENTICATED
+from .protocol import CLOSE_NO_ACCESS, CLOSE_UNAUTHENTICATED
 
 log = logging.getLogger("tandem.hubs")
 
@@ -21,6 +21,9 @@ TICK_SECONDS = 5
 class Registry:
     def __init__(self):
         self.hubs = {}
+        # Every protocol session of this process from the start of its access check on,
+        # joined or not: the ones a revocation must reach (collab.session).
+        self.sessions = set()
         self.bridge = Bridge(self)
         self.checkpointer = Checkpointer()
         self.full_passes = FullPasses()
@@ -89,8 +92,11 @@ class Registry:
     async def dispatch(self, message):
         """Route a channel-layer message from another process or from a view."""
         kind = message["type"]
-        if kind == "user.logout":
-            await self.close_user(message["user"])
+        if kind == "access.user":
+            await self.sign_out(message["user"], message["keep"])
+            return
+        if kind == "access.document":
+            await self.access_changed(message["document"], message["gone"])
             return
         if kind == "http.forward":
             eventstream.receive_forwarded(message)
@@ -143,11 +149,30 @@ class Registry:
                 hub.peer_heard = now
                 hub.remote.confirm(sessions)
 
-    async def close_user(self, user_id):
-        for hub in list(self.hubs.values()):
-            for consumer in list(hub.connections.values()):
-                if consumer.user_id == user_id:
-                    await consumer.close(code=CLOSE_UNAUTHENTICATED)
+    # -- revocation (editor.revocation sends these from the models' signals) ---------------
+
+    async def sign_out(self, user_id, keep=None):
+        """Close the user's sessions (4401), but for those of the browser session `keep`."""
+        for session in [s for s in self.sessions if s.user_id == user_id]:
+            if keep is None or session.login != keep:
+                await session.revoke(CLOSE_UNAUTHENTICATED)
+
+    async def access_changed(self, document_id, gone=False):
+        """Read the roles of the document's sessions afresh; close those left without one
+        (4404), or all of them when the document is `gone`."""
+        sessions = [s for s in self.sessions if s.document_id == document_id]
+        if gone:
+            for session in sessions:
+                await session.revoke(CLOSE_NO_ACCESS)
+            return
+        started = [s for s in sessions if s.open]
+        for session in sessions:
+            session.recheck = not session.open  # a start under way checks again
+        if not started:
+            return
+        roles = await db(store.roles)(document_id, list({s.user_id for s in started}))
+        for session in started:
+            await session.role_changed(roles[session.user_id])
 
 
 registry = Registry()

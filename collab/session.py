@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from editor.access import access_document, can_edit
+from editor.revocation import LOGIN_KEY, still_signed_in
 
 from . import hubs, metrics, presence, store
 from .dbthread import db
@@ -61,19 +62,39 @@ class EditSession:
         self.session = uuid.uuid4().hex[:12]
         self.document_id = None
         self.user_id = None
+        self.login = None  # the browser session's login marker (editor.revocation)
+        self.registry = None
+        self.revoked = None  # a close code that arrived while start() checked access
+        self.recheck = False  # access changed while start() checked it
         self._hello_timer = None
 
-    async def start(self, user, document_id):
-        """Check who may join; returns None when the session is open, else a close code."""
+    async def start(self, user, document_id, browser_session=None):
+        """Check who may join; returns None when the session is open, else a close code.
+
+        `browser_session` is the Django session the user was read from (None where a test
+        sets the user alone): the user is checked afresh against it, after this session is
+        known to the process's registry, so that a revocation that lands meanwhile is seen
+        either by the check or by the registry (hubs.Registry.sign_out, .access_changed).
+        """
         if not user.is_authenticated:
             return CLOSE_UNAUTHENTICATED
-        try:
-            document, role = await db(access_document)(user, document_id)
-        except (Http404, PermissionDenied):
-            return CLOSE_NO_ACCESS
-        self.document_id = document.pk
         self.user_id = user.pk
+        self.document_id = document_id
+        self.registry = hubs.registry
+        await self.registry.bridge.start()  # its group brings the revocations (collab.bridge)
+        self.registry.sessions.add(self)
+        admitted = None
+        try:
+            admitted = await self._admit(user, document_id, browser_session)
+        finally:
+            if not isinstance(admitted, tuple):
+                self.registry.sessions.discard(self)  # refused, or the check failed
+        if not isinstance(admitted, tuple):
+            return admitted
+        document, role, self.login = admitted
+        self.document_id = document.pk
         self.role = str(role)
+        self.locked = document.locked
         self.readonly = not can_edit(role, document)
         self.title = document.title
         self.presence = presence.entry(self.session, user.pk, user.get_username())
@@ -98,6 +119,45 @@ class EditSession:
             extra=self._fields("connect"),
         )
         return None
+
+    async def _admit(self, user, document_id, browser_session):
+        """(document, role, login marker), or the close code that refuses the session."""
+        while True:
+            self.recheck = False
+            try:
+                admitted = await db(_admit)(user, document_id, browser_session)
+            except (Http404, PermissionDenied):
+                return CLOSE_NO_ACCESS
+            if admitted is None:
+                return CLOSE_UNAUTHENTICATED
+            if self.revoked is not None:
+                return self.revoked
+            if not self.recheck:
+                return admitted
+
+    async def revoke(self, code):
+        """The user's access ended (collab.hubs): close now, or refuse at the end of start."""
+        if self.open:
+            await self.close(code)
+        elif self.revoked is None:
+            self.revoked = code
+
+    async def role_changed(self, role):
+        """Access to the document changed: close when no role is left, else take the new one
+        (a `lock` message tells a joined client when it becomes read-only or writable)."""
+        if not self.open:
+            return
+        if role is None:
+            await self.close(CLOSE_NO_ACCESS)
+            return
+        self.role = str(role)
+        locked = self.hub.locked if self.hub is not None else self.locked
+        readonly = self.role == "viewer" or locked
+        if readonly != self.readonly:
+            self.readonly = readonly
+            if self.hub is not None:
+                frame = {"type": "lock", "locked": locked, "readonly": readonly}
+                await self.send_frame(encode(frame))
 
     async def receive(self, text):
         """Handle one client message (a WebSocket text frame, or one line of a POST)."""
@@ -168,6 +228,8 @@ class EditSession:
     async def leave(self, code=None):
         """The connection is gone (or going): others see the user leave without waiting."""
         was_open, self.open = self.open, False
+        if self.registry is not None:
+            self.registry.sessions.discard(self)
         if self._hello_timer is not None:
             self._hello_timer.cancel()
         hub, self.hub = self.hub, None
@@ -221,6 +283,16 @@ class EditSession:
             return False
         self.allowance -= 1
         return True
+
+
+def _admit(user, document_id, browser_session):
+    """In the database thread: (document, role, login marker), or None when the user is no
+    longer signed in; raises as access_document does."""
+    if not still_signed_in(user.pk, browser_session):
+        return None
+    document, role = access_document(user, document_id)
+    login = browser_session.get(LOGIN_KEY) if browser_session is not None else None
+    return document, role, login
 
 
 HANDLERS = {

@@ -18,8 +18,8 @@ class NoAccess(Http404):
 
 
 def role_of(user, document):
-    """The user's role on the document, or None."""
-    if not user.is_authenticated:
+    """The user's role on the document, or None (always for a deactivated account)."""
+    if not user.is_authenticated or not user.is_active:
         return None
     if document.owner_id == user.pk:
         return Role.OWNER

@@ -19,23 +19,15 @@ class DocumentAdmin(admin.ModelAdmin):
     autocomplete_fields = ["owner"]
     inlines = [DocumentAccessInline]
 
-    # Open editors learn of changes made here as they do of changes made in the app.
+    # Open editors learn of renames and locks made here as they do of those made in the app.
+    # Access entries, deleted documents and users (one at a time or in bulk) need nothing
+    # here: editor.revocation sees them in the models.
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         fields = {"title": obj.title, "locked": obj.locked}
         changed = {name: value for name, value in fields.items() if name in form.changed_data}
         if change and changed:
             document_changed(obj.pk, **changed)
-
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        if change:
-            document_changed(form.instance.pk, access_changed=True)
-
-    def delete_model(self, request, obj):
-        document_id = obj.pk
-        super().delete_model(request, obj)
-        document_changed(document_id, revoke_all=True)
 
 
 @admin.register(DocumentAccess)
@@ -44,11 +36,3 @@ class DocumentAccessAdmin(admin.ModelAdmin):
     list_filter = ["role"]
     search_fields = ["document__title", "user__username"]
     autocomplete_fields = ["document", "user"]
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        document_changed(obj.document_id, access_changed=True)
-
-    def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        document_changed(obj.document_id, access_changed=True)

@@ -6,4 +6,4 @@ class EditorConfig(AppConfig):
     verbose_name = "Documents"
 
     def ready(self):
-        from . import notify  # noqa: F401  (connects the logout signal)
+        from . import revocation  # noqa: F401  (connects the signals that end access)

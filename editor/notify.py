@@ -1,15 +1,16 @@
-"""Tell the open editors of a document that something outside the edit stream changed.
+"""Tell the real-time engine that something outside the edit stream changed.
 
-Views call this after their change is saved; the real-time engine turns it into messages
-(title, lock) or closes sockets whose access is gone.
+Messages go over the channel layer once the transaction commits: renames and locks to the
+processes holding the document open, access changes and sign-outs to every process
+(USERS_GROUP), since a session that has not said hello yet holds no hub to be found by.
+Access is never told from views: editor.revocation sends it from the models' signals.
 """
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
-from django.dispatch import receiver
 
+# Every engine process is in this group (collab.bridge).
 USERS_GROUP = "tandem.users"
 
 
@@ -27,14 +28,20 @@ def _send_on_commit(group, message):
 
 
 def document_changed(document_id, **change):
-    """Broadcast `change` to every process holding the document open, once the commit is done."""
+    """Broadcast a rename or lock (`title=`, `locked=`) to the document's open editors."""
     _send_on_commit(
         document_group(document_id),
         {"type": "doc.changed", "document": document_id, "change": change},
     )
 
 
-@receiver(user_logged_out)
-def close_sockets_on_logout(sender, user, **kwargs):
-    if user is not None:
-        _send_on_commit(USERS_GROUP, {"type": "user.logout", "user": user.pk})
+def access_changed(document_id, gone=False):
+    """Who may use the document changed (or, `gone`, it was deleted): every process reads
+    the roles of its sessions on it afresh and closes those left without one (4404)."""
+    _send_on_commit(USERS_GROUP, {"type": "access.document", "document": document_id, "gone": gone})
+
+
+def user_signed_out(user_id, keep=None):
+    """The user's sessions are no longer signed in (4401), except those of the browser
+    session whose login marker is `keep` (editor.revocation.LOGIN_KEY)."""
+    _send_on_commit(USERS_GROUP, {"type": "access.user", "user": user_id, "keep": keep})

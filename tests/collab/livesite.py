@@ -10,6 +10,7 @@ import asyncio
 import http.client
 import json
 import re
+from html.parser import HTMLParser
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 
@@ -43,8 +44,10 @@ class Browser:
         if method == "POST":
             if "csrftoken" not in self.cookies:
                 self.request("GET", "/accounts/login/", server=server)
-            form = {"csrfmiddlewaretoken": self.cookies["csrftoken"], **(fields or {})}
-            body = urlencode(form, doseq=True)
+            pairs = list(fields.items()) if isinstance(fields, dict) else list(fields or [])
+            pairs = [(k, v) for k, v in pairs if k != "csrfmiddlewaretoken"]
+            token = ("csrfmiddlewaretoken", self.cookies["csrftoken"])
+            body = urlencode([token, *pairs], doseq=True)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             headers["Origin"] = server.url
             headers["Referer"] = server.url + path
@@ -153,3 +156,56 @@ async def open_socket(server, document, session, client_id, **kwargs):
     await socket.send(type="hello", client_id=client_id, version=None)
     socket.joined = await socket.next_of_type("joined")
     return socket
+
+
+class _FormFields(HTMLParser):
+    """The fields a browser would submit from the form with id `form_id`, unchanged."""
+
+    def __init__(self, form_id):
+        super().__init__()
+        self.form_id = form_id
+        self.inside = False
+        self.fields = []  # (name, value)
+        self._select = None
+        self._textarea = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.inside = attrs.get("id") == self.form_id
+        if not self.inside or "disabled" in attrs:
+            return
+        name = attrs.get("name")
+        if tag == "input" and name:
+            kind = attrs.get("type", "text")
+            if kind in ("checkbox", "radio"):
+                if "checked" in attrs:
+                    self.fields.append((name, attrs.get("value", "on")))
+            elif kind not in ("submit", "button", "file", "image", "reset"):
+                self.fields.append((name, attrs.get("value", "")))
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.fields.append((self._select, attrs.get("value", "")))
+        elif tag == "textarea" and name:
+            self._textarea = [name, ""]
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self._textarea[1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.inside = False
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea" and self._textarea is not None:
+            self.fields.append(tuple(self._textarea))
+            self._textarea = None
+
+
+def form_fields(html, form_id):
+    """[(name, value)] of a page's form as it stands, to change and post back."""
+    parser = _FormFields(form_id)
+    parser.feed(html.decode())
+    return parser.fields

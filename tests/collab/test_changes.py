@@ -1,6 +1,7 @@
 """Changes made outside the edit stream reach open sockets: renames, locks, access, logout."""
 
 import asyncio
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -9,8 +10,10 @@ from django.urls import reverse
 
 from collab import hub as hub_module
 from collab import hubs, store
+from collab import session as session_module
 from collab.models import Snapshot
 from editor.models import DocumentAccess
+from tests.collab.conftest import Client
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -145,3 +148,55 @@ async def test_lock_set_in_the_admin_reaches_open_sockets(connect, document, edi
     response = await sync_to_async(http.post)(url, form)
     assert response.status_code == 302, response.content[:2000]
     assert await bob.receive_type("lock") == {"type": "lock", "locked": True, "readonly": True}
+
+
+async def test_a_new_owner_closes_the_old_owners_sockets(connect, document, owner, stranger):
+    alice = await connect(owner, document)
+    document.owner = stranger
+    await sync_to_async(document.save)()
+    assert await alice.closed_with() == 4404
+
+
+async def test_a_socket_that_has_not_said_hello_is_closed_too(open_socket, document,
+                                                              editor_user):  # fmt: skip
+    bob = await open_socket(editor_user, document.pk)
+    await wait_until(lambda: any(s.open for s in hubs.registry.sessions))
+    await sync_to_async(DocumentAccess.objects.filter(user=editor_user).delete)()
+    assert await bob.closed_with() == 4404
+
+
+@pytest.mark.parametrize("revocation", ["access entry deleted", "user deactivated"])
+async def test_a_revocation_during_the_access_check_is_not_lost(
+    engine, document, editor_user, monkeypatch, revocation
+):
+    """The check has read the access when the revocation lands, before the session is open:
+    the session is refused all the same."""
+    admit = session_module._admit
+
+    def admit_then_revoke(*args):
+        # In the engine's database thread, the one that reads the access: revoke it right
+        # after, and wait until the engine has handled the revocation before answering.
+        admitted = admit(*args)
+        (starting,) = hubs.registry.sessions
+        if revocation == "access entry deleted":
+            DocumentAccess.objects.filter(user=editor_user).delete()
+            handled = lambda: starting.recheck  # noqa: E731
+        else:
+            editor_user.is_active = False
+            editor_user.save()
+            handled = lambda: starting.revoked is not None  # noqa: E731
+        deadline = time.monotonic() + 10
+        while not handled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        monkeypatch.setattr(session_module, "_admit", admit)
+        return admitted
+
+    monkeypatch.setattr(session_module, "_admit", admit_then_revoke)
+    bob = await Client(editor_user, document.pk).connect()
+    assert await bob.closed_with() == (4404 if revocation == "access entry deleted" else 4401)
+
+
+async def wait_until(condition):
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.01)

@@ -80,7 +80,8 @@ def test_csrf_trusted_origins_are_let_in_like_for_a_post(site):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("origin")
-    with DaphneServer(env={"DATABASE_URL": sqlite_database(directory)}, log_dir=directory) as live:
+    env = {"DATABASE_URL": sqlite_database(directory), "TANDEM_SIGNUP_RATE": "1000/h"}
+    with DaphneServer(env=env, log_dir=directory) as live:
         yield live
 
 
