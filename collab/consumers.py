@@ -6,6 +6,7 @@ The hub (not each socket) talks to the channel layer, so consumers have no layer
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from . import wire
 from .session import EditSession
@@ -26,6 +27,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         self.socket = wire.direct_socket(self.base_send)
+        if self.socket is not None and settings.TANDEM_MAX_FRAME_BYTES:
+            wire.bound_inbound(self.socket, settings.TANDEM_MAX_FRAME_BYTES)
         self.edit = EditSession("websocket", self.send_frame, self._close_socket)
         await self.accept()
         document_id = self.scope["url_route"]["kwargs"]["document_id"]

@@ -21,6 +21,7 @@ import logging
 import secrets
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.core import signing
 
 # Module imports: session -> hubs -> eventstream -> session/hubs is a cycle.
@@ -34,6 +35,14 @@ log = logging.getLogger("tandem.eventstream")
 KEEPALIVE_SECONDS = 15
 # Lines accepted in one POST; the client sends what queued while the last POST was out.
 MAX_LINES_PER_POST = 200
+
+
+def max_post_bytes():
+    """The largest POST body read: a POST carries at most one edit (a client has one in
+    flight) and the small messages around it, so two messages' worth leaves room to spare."""
+    return 2 * settings.TANDEM_MAX_MESSAGE_BYTES + 64 * 1024
+
+
 # POSTs held while an earlier one (forwarded through another process) is still on its way.
 MAX_EARLY_POSTS = 50
 

@@ -1,8 +1,6 @@
 """The upstream half of the HTTP fallback transport (collab.eventstream has the rest)."""
 
 from channels.exceptions import ChannelFull
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
 
@@ -30,11 +28,14 @@ async def post_messages(request, document_id, token):
     verdict, channel = eventstream.read_token(token, user.pk, document_id)
     if verdict != "ok":
         return _refused(verdict)
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        # Django's own answer would be an HTML 400, which a client cannot tell from others.
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    limit = eventstream.max_post_bytes()
+    declared = request.headers.get("Content-Length", "")
+    # Read no more than the limit, whatever the body claims (a chunked one claims nothing).
+    too_large = declared.isdigit() and int(declared) > limit
+    if not too_large:
+        body = request.read(limit + 1)
+        too_large = len(body) > limit
+    if too_large:
         return _error(413, "too_large", f"at most {limit} bytes per POST")
     try:
         lines = [line for line in body.decode().split("\n") if line.strip()]

@@ -12,6 +12,12 @@ next turn, two epoll_ctl calls and a callback for every frame, which cost more t
 of a frame's path. When nothing is waiting in the transport's buffer the frame is written to
 the socket at once, as asyncio's own transports do; what the kernel does not take goes to
 Twisted's buffer as before.
+
+daphne gives every socket one limit for messages both ways (--websocket-max-message-size),
+and `joined` carries a whole document, so it was set to 16 MiB and a client could make daphne
+read and hand on 16 MiB messages that Tandem then refused at 256 KiB. `bound_inbound` sets
+autobahn's limits on each socket to near the message limit instead: what Tandem sends is
+written here, past autobahn's own check, so documents larger than the bound still load.
 """
 
 import functools
@@ -32,6 +38,20 @@ def direct_socket(send):
     ):
         return send.args[0]
     return None
+
+
+def bound_inbound(protocol, limit):
+    """Refuse client messages and frames over `limit` payload bytes; call before accepting.
+
+    autobahn checks a frame's length when its header arrives (and a message's running total
+    at each frame), so an oversized one is refused before its payload is read: it closes the
+    socket with 1009 (message too big), and what the client still sends of it is discarded.
+    autobahn copies these options from daphne's factory onto each socket as it connects;
+    `failByDrop` off sends the 1009 close frame instead of only dropping the connection.
+    """
+    protocol.maxMessagePayloadSize = limit
+    protocol.maxFramePayloadSize = limit
+    protocol.failByDrop = False
 
 
 def send_text(protocol, text):

@@ -248,6 +248,11 @@ if PRODUCTION:
 
 # Real-time engine limits (see docs/protocol.md).
 TANDEM_MAX_MESSAGE_BYTES = env_int("TANDEM_MAX_MESSAGE_BYTES", 256 * 1024)
+# What daphne reads of one client WebSocket message before it closes the socket (1009),
+# instead of its --websocket-max-message-size (collab.wire.bound_inbound). The margin over the
+# message limit lets a message a little too big still get a `too_large` that names its edit.
+# 0 turns the bound off (daphne's flags apply).
+TANDEM_MAX_FRAME_BYTES = env_int("TANDEM_MAX_FRAME_BYTES", TANDEM_MAX_MESSAGE_BYTES + 64 * 1024)
 # The largest a document may grow (collab.docsize); an edit past it is `document_too_large`.
 TANDEM_MAX_DOCUMENT_BYTES = env_int("TANDEM_MAX_DOCUMENT_BYTES", 10 * 1024 * 1024)
 TANDEM_SNAPSHOT_EVERY_OPS = env_int("TANDEM_SNAPSHOT_EVERY_OPS", 200)

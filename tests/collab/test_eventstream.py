@@ -10,6 +10,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels.testing import ApplicationCommunicator
 from django.contrib.auth.models import AnonymousUser
 from django.core import signing
+from django.core.asgi import get_asgi_application
 from django.test import AsyncClient
 
 from collab import eventstream, metrics, store
@@ -384,3 +385,40 @@ async def test_a_body_over_the_upload_limit_is_too_large_not_a_page(engine, docu
     response = await web.post({"type": "ping", "id": 7}, number=2)  # nothing took number 2
     assert response.status_code == 204
     assert await web.event_type("pong") == {"type": "pong", "id": 7, "version": 0}
+
+
+async def test_a_post_over_the_body_limit_is_refused_unread(engine, document, owner, settings):
+    web = HttpClient(owner, document.pk)
+    await web.join()
+    limit = eventstream.max_post_bytes()
+    ping = json.dumps({"type": "ping", "id": 1})
+    edit = "x" * (settings.TANDEM_MAX_MESSAGE_BYTES - 100)  # each line under the limit
+    big = [{"type": "submit", "seq": n, "version": 0, "delta": [{"insert": edit}]}
+           for n in (1, 2, 3)]  # fmt: skip
+    assert len("\n".join(json.dumps(m) for m in big)) > limit
+    response = await web.post(*big)
+    assert refusal(response) == (413, "too_large")
+
+    # A chunked body declares no length: it is read up to the limit and refused there.
+    cookies = "; ".join(f"{name}={morsel.value}" for name, morsel in web.http.cookies.items())
+    scope = {
+        "type": "http", "method": "POST", "path": f"/documents/{document.pk}/live/{web.token}/",
+        "query_string": b"", "scheme": "http", "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1), "asgi": {"version": "3.0"}, "http_version": "1.1",
+        "headers": [(b"host", b"testserver"), (b"cookie", cookies.encode()),
+                    (b"x-csrftoken", web.csrf.encode()), (b"x-tandem-post", b"2"),
+                    (b"content-type", b"text/plain;charset=UTF-8")],
+    }  # fmt: skip
+    app = ApplicationCommunicator(get_asgi_application(), scope)
+    chunk = (ping + "\n") * (limit // len(ping) // 2)
+    for _ in range(3):
+        await app.send_input({"type": "http.request", "body": chunk.encode(), "more_body": True})
+    await app.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await app.receive_output(5)
+    body = await app.receive_output(5)
+    assert start["status"] == 413 and json.loads(body["body"])["code"] == "too_large"
+    await app.wait(5)
+
+    # Under the limit, with its length declared or not, a POST goes through.
+    assert (await web.post({"type": "ping", "id": 2}, number=2)).status_code == 204
+    assert await web.event_type("pong") == {"type": "pong", "id": 2, "version": 0}
