@@ -4,9 +4,12 @@ import asyncio
 import logging
 import time
 
+from django.conf import settings
+
 from . import commit, eventstream, store
 from .bridge import Bridge
 from .checkpoint import Checkpointer
+from .connections import ConnectionCounts
 from .dbthread import db
 from .fullgc import FullPasses
 from .groupcommit import GroupCommit
@@ -28,6 +31,7 @@ class Registry:
         self.checkpointer = Checkpointer()
         self.full_passes = FullPasses()
         self.commits = GroupCommit()
+        self.connections = ConnectionCounts(self.bridge.origin, settings.REDIS_URL)
         self.ticker = None
 
     async def open(self, document_id):
@@ -186,6 +190,7 @@ async def reset():
     old.checkpointer.stop()
     old.full_passes.stop()
     old.commits.stop()
+    await old.connections.stop()
     tasks = [*old.bridge.tasks, *[t for t in (old.ticker, old.bridge.starting) if t]]
     for hub in old.hubs.values():
         hub.closed = True

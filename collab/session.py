@@ -26,6 +26,7 @@ from .protocol import (
     CLOSE_NO_ACCESS,
     CLOSE_PROTOCOL,
     CLOSE_SILENT,
+    CLOSE_TOO_MANY,
     CLOSE_UNAUTHENTICATED,
     Fetch,
     Hello,
@@ -67,6 +68,7 @@ class EditSession:
         self.revoked = None  # a close code that arrived while start() checked access
         self.recheck = False  # access changed while start() checked it
         self._hello_timer = None
+        self._counts = None  # where this session holds its user's connection slot
 
     async def start(self, user, document_id, browser_session=None):
         """Check who may join; returns None when the session is open, else a close code.
@@ -85,10 +87,13 @@ class EditSession:
         self.registry.sessions.add(self)
         admitted = None
         try:
-            admitted = await self._admit(user, document_id, browser_session)
+            admitted = await self._take_slot()
+            if admitted is None:
+                admitted = await self._admit(user, document_id, browser_session)
         finally:
             if not isinstance(admitted, tuple):
                 self.registry.sessions.discard(self)  # refused, or the check failed
+                self._give_back()
         if not isinstance(admitted, tuple):
             return admitted
         document, role, self.login = admitted
@@ -232,6 +237,7 @@ class EditSession:
             self.registry.sessions.discard(self)
         if self._hello_timer is not None:
             self._hello_timer.cancel()
+        self._give_back()
         hub, self.hub = self.hub, None
         if hub is not None:
             await hub.leave(self)
@@ -243,6 +249,23 @@ class EditSession:
                 code,
                 extra={**self._fields("disconnect"), "code": code},
             )
+
+    async def _take_slot(self):
+        """None once the session holds one of its user's connection slots, else 4409."""
+        cap = settings.TANDEM_MAX_CONNECTIONS_PER_USER
+        if not cap:
+            return None
+        if not await self.registry.connections.take(self.user_id, self.session, cap):
+            log.warning("refused user=%s: %s connections open", self.user_id, cap,
+                        extra=self._fields("refused"))  # fmt: skip
+            return CLOSE_TOO_MANY
+        self._counts = self.registry.connections
+        return None
+
+    def _give_back(self):
+        counts, self._counts = self._counts, None
+        if counts is not None:
+            counts.give_back(self.user_id, self.session)
 
     async def refuse(self, error):
         """Answer a bad message with an error; close when it keeps happening."""

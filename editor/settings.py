@@ -258,6 +258,9 @@ TANDEM_MAX_DOCUMENT_BYTES = env_int("TANDEM_MAX_DOCUMENT_BYTES", 10 * 1024 * 102
 TANDEM_SNAPSHOT_EVERY_OPS = env_int("TANDEM_SNAPSHOT_EVERY_OPS", 200)
 TANDEM_SNAPSHOT_EVERY_SECONDS = env_int("TANDEM_SNAPSHOT_EVERY_SECONDS", 30)
 TANDEM_RATE_LIMIT_PER_SECOND = env_int("TANDEM_RATE_LIMIT_PER_SECOND", 200)
+# Sockets and event streams one user may have open at once, over every process (counted in
+# Redis when REDIS_URL is set, collab.connections); one more is closed with 4409. 0: no cap.
+TANDEM_MAX_CONNECTIONS_PER_USER = env_int("TANDEM_MAX_CONNECTIONS_PER_USER", 20)
 
 # Login lockout (django-axes, docs/throttling.md). Failures are counted per username *and*
 # address together: a guesser locks only their own address out of that one account, never

@@ -21,6 +21,9 @@
 
 /** Close codes after which reconnecting cannot help (protocol "Close codes"). */
 export const FATAL_CLOSE_CODES = new Set([4401, 4404]);
+/** Close codes that ask for a longer wait before reconnecting: flooding (4429), and too many
+ * connections open for this user (4409; the others have to close first). */
+export const SLOW_DOWN_CLOSE_CODES = new Set([4429, 4409]);
 
 /**
  * Delay before reconnect attempt `attempt` (0-based): the first is quick, then doubling up to
@@ -194,9 +197,9 @@ export class Connection {
     // 4000 is our own reconnectNow(), not the network's doing.
     const fellBack = !fatal && code !== 4000 && !this.stopped && this._countFailure(wasOpen);
     if (!this.stopped && !fatal) {
-      // Flooding means waiting longer; the fallback's first try goes at once (it is a fresh
-      // start, not one more failed attempt); otherwise the usual backoff.
-      const attempt = code === 4429 ? Math.max(this.attempt, 4) : this.attempt;
+      // Flooding or too many connections means waiting longer; the fallback's first try goes
+      // at once (it is a fresh start, not one more failed attempt); otherwise the usual backoff.
+      const attempt = SLOW_DOWN_CLOSE_CODES.has(code) ? Math.max(this.attempt, 4) : this.attempt;
       const delay = backoffDelay(fellBack ? 0 : attempt, this.random);
       this.attempt = attempt + 1;
       this.timers.clearTimeout(this.retryTimer);

@@ -120,6 +120,20 @@ test("a closed socket is reopened after the backoff; a joined resets the attempt
   assert.deepEqual(events.slice(0, 3), ["open", "close 1006 retry=true", "close 1006 retry=true"]);
 });
 
+test("too many connections (4409) waits as long as flooding before the next try", () => {
+  for (const code of [4409, 4429]) {
+    const { clock, sockets, events, connection } = setup();
+    connection.start();
+    sockets[0].serverOpen();
+    sockets[0].serverClose(code);
+    clock.advance(5900);
+    assert.equal(sockets.length, 1, `no quick retry after ${code}`);
+    clock.advance(200);
+    assert.equal(sockets.length, 2, "the fifth attempt's delay: 6 s");
+    assert.deepEqual(events.slice(0, 2), ["open", `close ${code} retry=true`]);
+  }
+});
+
 test("pings every 10 s and gives up on a socket silent for 25 s", () => {
   const { clock, sockets, connection } = setup();
   connection.start();
