@@ -23,6 +23,10 @@ async def engine():
     await hubs.reset()
 
 
+# Seconds to wait for a message that should come: generous, for a busy machine.
+RECEIVE_TIMEOUT = 10
+
+
 class Client:
     """One WebSocket client speaking the Tandem protocol, for tests."""
 
@@ -41,10 +45,10 @@ class Client:
     async def send(self, **message):
         await self.ws.send_to(text_data=json.dumps(message))
 
-    async def receive(self, timeout=2):
+    async def receive(self, timeout=RECEIVE_TIMEOUT):
         return json.loads(await self.ws.receive_from(timeout=timeout))
 
-    async def receive_type(self, kind, timeout=2):
+    async def receive_type(self, kind, timeout=RECEIVE_TIMEOUT):
         """The next message of `kind` (or of any of a tuple of kinds), skipping presence."""
         while True:
             message = await self.receive(timeout)
@@ -64,7 +68,7 @@ class Client:
         await self.send(type="submit", seq=seq, version=version, delta=delta)
         return seq
 
-    async def receive_commits(self, upto, timeout=2):
+    async def receive_commits(self, upto, timeout=RECEIVE_TIMEOUT):
         """Acks and broadcast ops until version `upto` is known: {version: "ack" or op}.
 
         An own edit is acknowledged by an `ack`, or, in a batch, by finding it in `ops`.
@@ -80,7 +84,7 @@ class Client:
                 seen[op["version"]] = "ack" if own else op
         return seen
 
-    async def closed_with(self, timeout=2):
+    async def closed_with(self, timeout=RECEIVE_TIMEOUT):
         """The close code, once any presence chatter before it is read."""
         while True:
             output = await self.ws.receive_output(timeout)

@@ -9,6 +9,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from collab import bridge as bridge_module
 from collab.bridge import Bridge
 from editor.notify import USERS_GROUP, document_group
+from tests.waits import until
 
 pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 
@@ -65,13 +66,21 @@ async def test_hubs_opening_together_wait_for_one_start_before_publishing(layer,
 
     monkeypatch.setattr(Bridge, "_send", idle)  # the outbox keeps what was published
     monkeypatch.setattr(Bridge, "_receive", idle)
-    group_add = layer.group_add
+    group_add, start = layer.group_add, Bridge.start
+    opening, all_opening = [], asyncio.Event()
+
+    async def counted_start(self):
+        opening.append(True)
+        if len(opening) == 50:
+            all_opening.set()
+        await start(self)
 
     async def slow_first_join(group, channel):
         if group == USERS_GROUP:
-            await asyncio.sleep(0.2)  # the start takes longer than the documents' joins
+            await all_opening.wait()  # the start lasts until every document waits for it
         await group_add(group, channel)
 
+    monkeypatch.setattr(Bridge, "start", counted_start)
     monkeypatch.setattr(layer, "group_add", slow_first_join)
     bridge = Bridge(registry=None)
 
@@ -114,10 +123,7 @@ async def test_events_queued_together_travel_as_one_bundle_in_order(layer, monke
         hub = SimpleNamespace(document_id=5, has_peers=lambda: True)
         for n in range(20):  # all queued before the sender task runs
             here.publish(hub, {"type": "doc.ops", "ops": [n]})
-        for _ in range(100):
-            if len(there.registry.events) == 20:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: len(there.registry.events) == 20, "the other process got all 20")
         assert [event["ops"] for event in there.registry.events] == [[n] for n in range(20)]
         assert {event["document"] for event in there.registry.events} == {5}
         assert bundles == [(bridge_module.PROCESSES_GROUP, 20)]

@@ -14,6 +14,7 @@ from collab import session as session_module
 from collab.models import Snapshot
 from editor.models import DocumentAccess
 from tests.collab.conftest import Client
+from tests.waits import until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -84,13 +85,9 @@ async def test_last_leave_saves_a_snapshot(connect, document, owner):
     await alice.submit(0, [{"insert": "kept"}])
     await alice.receive_type("ack")
     await alice.close()
-    for _ in range(100):
-        snapshot = await sync_to_async(
-            Snapshot.objects.filter(document=document).order_by("-version").first
-        )()
-        if snapshot is not None:
-            break
-        await asyncio.sleep(0.02)
+    latest = sync_to_async(Snapshot.objects.filter(document=document).order_by("-version").first)
+    await until(latest, "a snapshot after the last leave")
+    snapshot = await latest()
     assert snapshot.version == 1 and snapshot.reason == "idle"
     assert snapshot.content == [{"insert": "kept\n"}]
 

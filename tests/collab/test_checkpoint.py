@@ -1,7 +1,5 @@
 """SQLite's write-ahead log is checkpointed by the engine's own thread, never inside a commit."""
 
-import asyncio
-
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
@@ -9,6 +7,7 @@ from django.db import connection
 from collab import checkpoint, store
 from collab.commit import Plan
 from collab.ot import Delta
+from tests.waits import until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -57,10 +56,7 @@ async def test_the_engine_checkpoints_every_interval(document, monkeypatch):
     checkpointer.start()
     try:
         await sync_to_async(_commit_one)(document.pk, 0)
-        for _ in range(100):
-            if any(copied for _, _, copied in results):
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: any(copied for _, _, copied in results), "a checkpoint copied")
     finally:
         checkpointer.stop()
     assert any(copied > 0 for _, _, copied in results), results

@@ -11,6 +11,7 @@ from collab import store
 from collab.models import Operation, Snapshot
 from collab.ot import Delta
 from tests.collab.simclient import SimClient, random_edit
+from tests.waits import until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -42,7 +43,7 @@ class Wired:
             await self.sim.handle(message)
 
 
-async def settle(clients, version_of_server, timeout=30):
+async def settle(clients, version_of_server, timeout=60):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
@@ -162,14 +163,14 @@ async def test_restart_mid_stream_loses_nothing(connect, make_user, share, docum
         asyncio.get_running_loop().create_task(type_randomly(c, 70 + n, 10_000, True))
         for n, c in enumerate(clients)
     ]
-    await asyncio.sleep(1.0)
+    # Torn down once each has had a few edits committed, with more coming.
+    await until(lambda: all(c.sim.version >= 10 for c in clients), "edits committed")
     await engine.reset()
     for task in tasks:
         task.cancel()
     for client in clients:
         client.reader.cancel()
-        await client.socket.ws.disconnect()
-    await asyncio.sleep(0.2)
+        await client.socket.ws.disconnect()  # returns once the socket's session has ended
     rewired = []
     for client in clients:
         socket = await connect(client.socket.ws.scope["user"], document, hello=False)

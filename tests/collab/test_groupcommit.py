@@ -11,6 +11,7 @@ from collab.commit import Plan
 from collab.groupcommit import GroupCommit
 from collab.ot import Delta
 from editor.models import Document
+from tests.waits import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,19 +39,19 @@ async def test_what_waits_during_a_commit_goes_in_the_next_one_together(owner, m
 
     def recorded(requests):
         groups.append([document_id for document_id, _, _ in requests])
-        release.wait(5)  # the first transaction takes its time; the others queue meanwhile
+        release.wait(60)  # the first transaction takes its time; the others queue meanwhile
         return commit_all(requests)
 
     monkeypatch.setattr(store, "commit_all", recorded)
     commits = GroupCommit()
     first = asyncio.ensure_future(commits.commit(documents[0], 0, typing("a")))
-    await asyncio.sleep(0.05)
+    await until(lambda: len(groups) == 1, "the first transaction began")
     rest = [
         asyncio.ensure_future(commits.commit(documents[1], 0, typing("b"))),
         asyncio.ensure_future(commits.commit(documents[2], 0, broken)),
         asyncio.ensure_future(commits.commit(documents[3], 0, typing("d"))),
     ]
-    await asyncio.sleep(0.05)
+    await until(lambda: len(commits.waiting) == 3, "the others wait for it")
     release.set()
     assert (await first).committed[0].version == 1
     assert (await rest[0]).committed[0].version == 1

@@ -1,6 +1,7 @@
 """Real daphne processes sharing PostgreSQL and Redis behave as one server."""
 
 import asyncio
+import itertools
 import random
 
 import pytest
@@ -15,6 +16,7 @@ from tests.live_server import (
     postgres_database,
     run_python,
 )
+from tests.waits import until
 
 pytestmark = pytest.mark.services
 
@@ -24,7 +26,7 @@ def shared_env(postgres_url, redis_url, tmp_path):
     """A fresh PostgreSQL database and Redis db for the processes of one test."""
     servers = []
     with postgres_database(postgres_url, "tandem_mp") as url:
-        env = {"DATABASE_URL": url, "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/5"}
+        env = {"DATABASE_URL": url, "REDIS_URL": redis_url}
         manage("migrate", "--noinput", env=env)
         create_users({"ann": "pw-ann-123456", "ben": "pw-ben-123456"}, env=env)
         shares = {"ben": "editor"}
@@ -62,19 +64,24 @@ print(json.dumps([loaded.version, loaded.content.ops]))
     return run_python(code, env=env)
 
 
-async def settle(clients, timeout=30):
+async def settle(clients, timeout=60):
+    """The version every client ends on, once none has an edit in flight and each one's
+    process answers a ping with the version the client has (a pong ahead makes it fetch)."""
+    pinged = 0
+
+    def answered_all():
+        return all(c.pong and c.pong["id"] >= pinged for c in clients)
+
     async with asyncio.timeout(timeout):
-        while True:
-            versions = {c.sim.version for c in clients}
-            if all(c.sim.settled for c in clients) and len(versions) == 1:
-                for client in clients:
-                    await client._send({"type": "ping"})
-                await asyncio.sleep(0.3)
-                if {c.sim.version for c in clients} == versions:
-                    return versions.pop()
+        for pinged in itertools.count(1):
             for client in clients:
-                await client._send({"type": "ping"})
-            await asyncio.sleep(0.05)
+                await client._send({"type": "ping", "id": pinged})
+            await until(answered_all, "pongs")
+            versions = {c.sim.version for c in clients}
+            answered = {c.pong["version"] for c in clients}
+            if all(c.sim.settled for c in clients) and len(versions) == 1 and answered == versions:
+                return versions.pop()
+            await asyncio.sleep(0.05)  # between rounds of pings, while clients catch up
 
 
 async def type_into(client, rng, edits):
@@ -101,9 +108,7 @@ def test_two_processes_converge_and_share_presence(shared_env):
         await asyncio.gather(*(type_into(c, random.Random(n), 60) for n, c in enumerate(clients)))
         final = await settle(clients)
         # Presence crosses processes: the first client sees all five others.
-        async with asyncio.timeout(10):
-            while len(clients[0].presence) < 5:
-                await asyncio.sleep(0.05)
+        await until(lambda: len(clients[0].presence) >= 5, "presence of the five others")
         docs = [c.sim.doc for c in clients]
         for client in clients:
             await client.close()
@@ -146,13 +151,18 @@ def test_sigkill_loses_no_acked_edit_and_duplicates_none(shared_env):
             asyncio.create_task(type_into(c, random.Random(40 + n), 10_000))
             for n, c in enumerate(clients)
         ]
-        await asyncio.sleep(1.5)
+
+        # Killed mid-stream, once a few edits of each are acked and more are coming.
+        def acked_each(at_least):
+            ids = [client_id for client_id, _, _ in acked]
+            return all(ids.count(c.sim.client_id) >= at_least for c in clients)
+
+        await until(lambda: acked_each(8), "edits of each acked")
         await asyncio.to_thread(server.kill)
         for writer in writers:
             writer.cancel()
         await asyncio.gather(*writers, return_exceptions=True)
-        await asyncio.sleep(0.2)
-        assert not any(c.connected for c in clients)
+        await until(lambda: not any(c.connected for c in clients), "every socket closed")
         typed_before_kill = sum(c.sim.seq for c in clients)
         await asyncio.to_thread(server.start)
         for client in clients:

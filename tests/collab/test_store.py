@@ -2,7 +2,6 @@
 
 import json
 import threading
-import time
 
 import pytest
 from django.db import connection, connections
@@ -14,6 +13,7 @@ from collab.commit import Plan
 from collab.models import Snapshot
 from collab.ot import Delta
 from editor.models import Document
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -221,6 +221,17 @@ def test_a_new_connection_prepares_the_one_statement_commit_again(document):
     assert store.load(document.pk).content.ops == [{"insert": "ba\n"}]
 
 
+def blocking_another():
+    """Whether another session waits for a lock this session holds (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # the activity seen afresh
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+        )
+        return cursor.fetchone()[0] > 0
+
+
 @postgresql_only
 def test_the_one_statement_commit_waits_for_a_locking_commit(document):
     """A locking commit that has read the log must still find its version free to insert."""
@@ -228,7 +239,8 @@ def test_the_one_statement_commit_waits_for_a_locking_commit(document):
 
     def plan(missing):
         locked.set()
-        time.sleep(0.3)  # the other commit comes now
+        # The other commit comes now: go on once it waits for this transaction's lock.
+        wait_until(blocking_another, "the one-statement commit waits for the lock")
         return typing("client-bbbb", 1, "b")(missing)
 
     def locking_commit():
@@ -241,7 +253,7 @@ def test_the_one_statement_commit_waits_for_a_locking_commit(document):
 
     thread = threading.Thread(target=locking_commit)
     thread.start()
-    assert locked.wait(5)
+    assert locked.wait(60)
     seen = {}
     outcomes = store.commit_all([(document.pk, 0, typing("client-aaaa", 1, "a", seen))])
     thread.join()

@@ -74,6 +74,7 @@ class WsClient:
 
     joined_version = None
     failure = None
+    pong = None  # the last one
 
     async def _read(self):
         socket = self.socket
@@ -87,6 +88,8 @@ class WsClient:
                     self.presence[message["session"]] = message
                 elif message["type"] == "leave":
                     self.presence.pop(message["session"], None)
+                elif message["type"] == "pong":
+                    self.pong = message
                 acked = len(self.sim.acked)
                 await self.sim.handle(message)
                 self.ack_times += [time.monotonic()] * (len(self.sim.acked) - acked)
