@@ -24,6 +24,9 @@ export const FATAL_CLOSE_CODES = new Set([4401, 4404]);
 /** Close codes that ask for a longer wait before reconnecting: flooding (4429), and too many
  * connections open for this user (4409; the others have to close first). */
 export const SLOW_DOWN_CLOSE_CODES = new Set([4429, 4409]);
+/** Close codes the server sends over a WebSocket that works (a refusal: flooding, too many
+ * connections, a protocol error): never a reason to try the HTTP fallback. */
+export const REFUSAL_CLOSE_CODES = new Set([4400, 4409, 4429]);
 
 /**
  * Delay before reconnect attempt `attempt` (0-based): the first is quick, then doubling up to
@@ -194,8 +197,9 @@ export class Connection {
     this.closeCode = code;
     this._stopHeartbeat();
     const fatal = FATAL_CLOSE_CODES.has(code);
-    // 4000 is our own reconnectNow(), not the network's doing.
-    const fellBack = !fatal && code !== 4000 && !this.stopped && this._countFailure(wasOpen);
+    // 4000 is our own reconnectNow(), a refusal the server's: neither the network's doing.
+    const failed = !fatal && code !== 4000 && !REFUSAL_CLOSE_CODES.has(code);
+    const fellBack = failed && !this.stopped && this._countFailure(wasOpen);
     if (!this.stopped && !fatal) {
       // Flooding or too many connections means waiting longer; the fallback's first try goes
       // at once (it is a fresh start, not one more failed attempt); otherwise the usual backoff.

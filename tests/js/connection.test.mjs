@@ -349,6 +349,23 @@ test("outages do not add up to a fallback: two outages and a blip stay on WebSoc
   assert.equal(connection.send({ type: "hello" }), true);
 });
 
+test("the server's refusals (too many connections, flooding, protocol) are no drops", () => {
+  for (const code of [4409, 4429, 4400]) {
+    const parts = setupFallback();
+    const { clock, sockets, transports, connection } = parts;
+    connection.start();
+    for (let i = 0; i < 4; i += 1) {
+      sockets.at(-1).serverOpen();
+      sockets.at(-1).serverSend({ type: "joined" });
+      sockets.at(-1).serverClose(code); // the WebSocket works: the server answered over it
+      clock.advance(10000);
+    }
+    assert.deepEqual(transports, [], `${code} is no reason to try HTTP`);
+    assert.equal(parts.channels.length, 0);
+    assert.equal(sockets.length, 5, "and each is followed by another WebSocket");
+  }
+});
+
 test("drops far apart do not count as repeated; no fallback configured, none used", () => {
   const { clock, sockets, transports, connection } = setupFallback();
   connection.start();
