@@ -338,3 +338,26 @@ def test_deleting_the_user_in_the_admin(site):
         await revoked(editor, lambda: admin.post(url, {"post": "yes"}), 4401)
 
     scenario(site, body)
+
+
+def test_a_password_set_by_an_admin_closes_every_browser_of_the_user(site):
+    async def body(scene):
+        first = await scene.open(scene.editor, "first-browser")
+        second = await scene.open(
+            Browser(scene.changes).log_in(scene.editor_name), "second-browser"
+        )
+        admin = scene.admin()
+        url = f"/admin/auth/user/{scene.editor_id}/password/"
+
+        def set_password():
+            status, _, page = admin.request("GET", url)
+            assert status == 200
+            fields = dict(form_fields(page, "user_form"))
+            fields.update(password1="pw-set-by-admin-3", password2="pw-set-by-admin-3")
+            admin.post(url, fields)
+
+        await revoked(first, set_password, 4401)
+        assert await second.closed_with() == 4401
+        await second.edits_refused(4401)
+
+    scenario(site, body)
