@@ -155,8 +155,9 @@ class Hostile:
         elif action.kind == "message":
             messages = [fm.resolve(action.value, state)]
         else:
-            self.sent.append(action.value[:80])
-            return [action.value]
+            frame = fm.resolve(action.value, state)
+            self.sent.append(frame[:80])
+            return [frame]
         frames = []
         for message in messages:
             if type(message) is dict and message.get("type") == "hello":
@@ -424,6 +425,7 @@ class Poster:
 REFUSED = {
     "bad_utf8": {(400, "bad_json")},
     "too_many_lines": {(413, "too_large")},
+    "huge_body": {(413, "too_large")},
     "no_number": {(400, "bad_message")},
     "zero": {(400, "bad_message")},
     "negative": {(400, "bad_message")},
@@ -454,14 +456,17 @@ class HttpSession:
         body = b"\n".join(line if isinstance(line, bytes) else line.encode() for line in lines)
         live.tally.posts += 1
         mutation = shape.mutation
-        if mutation not in ("no_csrf", "too_many_lines") and not _utf8(body):
-            mutation = "bad_utf8"  # a binary frame's bytes: the POST is refused whole
-        if mutation in REFUSED:
+        faults = {mutation} & REFUSED.keys()
+        if mutation != "too_many_lines" and not _utf8(body):
+            faults.add("bad_utf8")  # a binary frame's bytes: the POST is refused whole
+        if faults:
             token, document, csrf = self.stream.token, live.document, True
             if mutation == "bad_utf8":
                 body += b"\n\xff\xfe"
             elif mutation == "too_many_lines":
                 body = b"\n".join([b'{"type":"ping"}'] * 201)
+            elif mutation == "huge_body":
+                body = b"\n".join([b"b" * 250_000] * 12)  # 12 lines, each under the limit
             elif mutation == "no_csrf":
                 csrf = False
             elif mutation == "made_up_token":
@@ -472,8 +477,9 @@ class HttpSession:
                 token = live.old_token or "no-old-token"
             number = NUMBERS.get(mutation, 1)
             answer = await live.poster.apost(target, document, token, body, number, csrf=csrf)
-            if answer not in REFUSED[mutation]:
-                self.session.problem(f"POST ({mutation}) answered {answer}")
+            # With several faults, the server may name any one of them.
+            if answer not in set().union(*(REFUSED[fault] for fault in faults)):
+                self.session.problem(f"POST ({', '.join(sorted(faults))}) answered {answer}")
             self._documented(answer)
             return
         self.number += 1

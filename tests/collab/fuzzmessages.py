@@ -30,6 +30,24 @@ _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 80
 
 
+@dataclass(frozen=True)
+class Big:
+    """A big value, made only when sent: `times` copies of `unit` (a string, or a list's
+    item), between `head` and `tail`. Drawn values are kept and shown by hypothesis, and a
+    quarter of a megabyte each made it slow and hungry."""
+
+    unit: object
+    times: int
+    head: str = ""
+    tail: str = ""
+    closing: str = ""  # repeated `times` too, before the tail: "[[[" then "]]]"
+
+    def make(self):
+        if isinstance(self.unit, str):
+            return self.head + self.unit * self.times + self.closing * self.times + self.tail
+        return [self.unit] * self.times
+
+
 @dataclass(frozen=True, repr=False)
 class Frame:
     """One frame: a `message` to render as JSON text, raw `text`, or `data` (binary)."""
@@ -68,7 +86,11 @@ TEXT = st.text(
     max_size=12,
 )
 LONE_SURROGATES = st.sampled_from(["\ud800", "a\udfffb", "\udbff\n", "x\ud83d"])
-HUGE_STRING = st.integers(1_000, MAX_MESSAGE_BYTES + 50_000).map(lambda n: "h" * n)
+# Long enough to matter, or over the message limit (a document that grew by a quarter of a
+# megabyte an edit would slow every later example).
+HUGE_STRING = st.one_of(
+    st.integers(1_000, 20_000), st.integers(MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES + 50_000)
+).map(lambda n: Big("h", n))
 
 scalars = st.one_of(
     st.none(),
@@ -175,7 +197,7 @@ deltas = st.one_of(
     st.lists(good_ops, min_size=1, max_size=6),
     st.lists(st.one_of(good_ops, bad_ops), min_size=0, max_size=8),
     st.lists(good_ops, min_size=1, max_size=4).map(lambda ops: {"ops": ops}),
-    st.integers(10_001, 10_050).map(lambda n: [{"retain": 1}] * n),  # too many ops
+    st.integers(10_001, 10_050).map(lambda n: Big({"retain": 1}, n)),  # too many ops
     weird,
 )
 
@@ -229,8 +251,8 @@ messages = weighted(
 )
 
 
-def _nested(depth):
-    return "[" * depth + "]" * depth
+def _nested(depth, head="", tail=""):
+    return Big("[", depth, head, tail, closing="]")
 
 
 garbage = st.one_of(
@@ -250,15 +272,15 @@ garbage = st.one_of(
         ]
     ),  # fmt: skip
     st.integers(100, 100_000).map(_nested),
-    st.integers(100, 5_000).map(lambda n: '{"type":"submit","delta":' + _nested(n) + "}"),
-    st.integers(MAX_MESSAGE_BYTES - 100, MAX_MESSAGE_BYTES + 5_000).map(lambda n: "x" * n),
+    st.integers(100, 5_000).map(lambda n: _nested(n, '{"type":"submit","delta":', "}")),
+    st.integers(MAX_MESSAGE_BYTES - 100, MAX_MESSAGE_BYTES + 5_000).map(lambda n: Big("x", n)),
 )
 oversized_submit = st.integers(MAX_MESSAGE_BYTES - 200, MAX_MESSAGE_BYTES + 20_000).map(
     lambda n: {
         "type": "submit",
         "seq": Rel("seq", 1),
         "version": Rel("version", 0),
-        "delta": [{"insert": "o" * n}],
+        "delta": [{"insert": Big("o", n)}],
     }  # fmt: skip
 )
 
@@ -284,9 +306,12 @@ scripts = st.builds(
 
 
 def resolve(value, state):
-    """`value` with every Rel replaced by the live number it stands for."""
+    """`value` with every Rel replaced by the live number it stands for, and every Big
+    made."""
     if isinstance(value, Rel):
         return state[value.of] + value.offset
+    if isinstance(value, Big):
+        return value.make()
     if isinstance(value, dict):
         return {key: resolve(item, state) for key, item in value.items()}
     if isinstance(value, list):
@@ -348,7 +373,8 @@ class HttpPlan:
 MUTATIONS = st.sampled_from(
     ["normal"] * 12
     + ["duplicate", "early", "early", "bad_utf8", "too_many_lines", "no_number", "zero",
-       "negative", "text_number", "no_csrf", "made_up_token", "other_document", "old_token"]
+       "negative", "text_number", "no_csrf", "made_up_token", "other_document", "old_token",
+       "huge_body"]
 )  # fmt: skip
 http_plans = st.builds(
     HttpPlan,

@@ -191,19 +191,21 @@ import json
 from collab import store
 from collab.models import Operation, Snapshot
 from collab.ot import Delta
-rows = list(Operation.objects.filter(document_id={document}).order_by("version")
-            .values_list("version", "delta", "client_id", "seq"))
-snapshots = dict(Snapshot.objects.filter(document_id={document}).values_list("version", "content"))
-content, differ = Delta(store.EMPTY_DOCUMENT), []
-for version, delta, client_id, seq in rows:
+snapshots = Snapshot.objects.filter(document_id={document})
+versions = set(snapshots.values_list("version", flat=True))
+rows = (Operation.objects.filter(document_id={document}).order_by("version")
+        .values_list("version", "delta", "client_id", "seq"))
+content, differ, log = Delta(store.EMPTY_DOCUMENT), [], []
+for version, delta, client_id, seq in rows.iterator():  # one op, one snapshot at a time
     content = Delta(delta).apply_to(content)  # raises if an accepted edit does not fit
-    if version in snapshots and Delta(snapshots[version]) != content:
+    log.append([version, client_id, seq])
+    if version in versions and Delta(snapshots.get(version=version).content) != content:
         differ.append(version)
 loaded = store.load({document})
 print(json.dumps({{
-    "log": [[version, client_id, seq] for version, _, client_id, seq in rows],
+    "log": log,
     "content": content.ops,
-    "snapshots": sorted(snapshots),
+    "snapshots": sorted(versions),
     "differ": differ,
     "stored": [loaded.version, loaded.content.ops],
 }}))
@@ -214,7 +216,7 @@ print(json.dumps({{
 @pytest.fixture
 def live(tmp_path):
     database_url = os.environ.get("DATABASE_URL", "")
-    env = {"TANDEM_SNAPSHOT_EVERY_OPS": "25", "TANDEM_SNAPSHOT_EVERY_SECONDS": "5"}
+    env = {"TANDEM_SNAPSHOT_EVERY_OPS": "50", "TANDEM_SNAPSHOT_EVERY_SECONDS": "5"}
     dropped = None
     if database_url.startswith("postgres"):
         redis = os.environ.get("REDIS_URL") or require_service(
