@@ -101,3 +101,11 @@ def viewer_user(make_user, share):
 @pytest.fixture
 def stranger(make_user):
     return make_user("stan")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Browser tests last, after pytest-django's own ordering: Playwright's sync API keeps an
+    event loop running in the main thread for the rest of the session, and an async test
+    after it could not start its own."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
