@@ -10,7 +10,11 @@ from tests.live_server import DaphneServer
 
 pytestmark = pytest.mark.e2e
 
-SAVE_TIMEOUT = 180000
+# An upper bound on each wait, never a measure. Quill converts and lays out 1 MB of pasted
+# HTML in the page's main thread: 89 s in all on a quiet machine, and with the machine's
+# cores busy elsewhere (load average 15) 210 s for the paste alone, then 15 s for each of
+# the other page's eight remote edits.
+SAVE_TIMEOUT = 600000
 
 PASTE = """(args) => {
     const data = new DataTransfer();
