@@ -203,10 +203,14 @@ class Crowd:
                 await asyncio.sleep(0.01)
                 continue
             self.reconnects += 1
-            home = self.home[client]
-            running = [s for s in self.rig.servers if s.running]
-            target = home if home.running or not running else running[0]
-            await client.reconnect(attempts=PATIENCE * 10, server=target)
+            await client.reconnect(attempts=PATIENCE * 10, server=lambda: self._pick(client))
+
+    def _pick(self, client):
+        """The client's own process if it runs, else another that does (asked before every
+        attempt: a process just killed may not look dead yet at the first)."""
+        home = self.home[client]
+        running = [server for server in self.rig.servers if server.running]
+        return home if home.running or not running else running[0]
 
     async def _ping(self, client):
         pinged = time.monotonic()
@@ -374,9 +378,9 @@ def assert_log_holds(outcome, log):
     print(f"  {len(rows)} edits stored once each; {len(outcome.errors)} retried ({codes})")
 
 
-def report(fault, round_, first, every):
+def report(fault, round_, first, every, who="client"):
     print(f"  {fault} #{round_ + 1}: first commit {first:.2f} s after the fault ended, every"
-          f" client committing again after {every:.2f} s")  # fmt: skip
+          f" {who} committing again after {every:.2f} s")  # fmt: skip
 
 
 def test_sigkill_of_one_process_mid_typing_loses_and_duplicates_nothing(rig):
@@ -390,7 +394,8 @@ def test_sigkill_of_one_process_mid_typing_loses_and_duplicates_nothing(rig):
         await crowd.acked_each(EDITS)
         assert all(client.server is not victim for client in moved)
         first, every = crowd.first_ack_after(moved, ended)
-        report(f"SIGKILL of :{victim.port} ({len(moved)} clients moved)", round_, first, every)
+        fault = f"SIGKILL of :{victim.port} ({len(moved)} clients moved)"
+        report(fault, round_, first, every, who="moved client")
         await asyncio.to_thread(victim.start)
         await crowd.send_home()
 

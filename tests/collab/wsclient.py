@@ -105,10 +105,12 @@ class WsClient:
 
     async def reconnect(self, attempts=100, server=None):
         """Reconnect (to `server` if given, else the same one) with the version held; the
-        in-flight edit is resent after `joined`."""
-        self.server = server or self.server
+        in-flight edit is resent after `joined`. `server` may be a function that picks the
+        server before each attempt, as a load balancer would."""
         self.joined_version = None
         for _ in range(attempts):
+            picked = server() if callable(server) else server
+            self.server = picked or self.server
             try:
                 await self.connect()
                 return
