@@ -216,7 +216,8 @@ class Crowd:
         pinged = time.monotonic()
         while self.running:
             if time.monotonic() - pinged >= PING_EVERY:
-                await client._send({"type": "ping"})
+                # id 0: settle() counts its own pings from 1 and waits for their pongs.
+                await client._send({"type": "ping", "id": 0})
                 pinged = time.monotonic()
             await asyncio.sleep(0.1)
 
