@@ -1,9 +1,13 @@
 """The registry of open hubs (collab.hubs): a hub's close, whatever its last snapshot does."""
 
+import asyncio
+
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import OperationalError
 
 from collab import hubs, store
+from collab.models import Snapshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -30,3 +34,37 @@ async def test_a_hub_whose_last_snapshot_fails_still_leaves_the_documents_group(
     assert hub.closed
     assert document.pk not in hubs.registry.bridge.members
     assert document.pk not in hubs.registry.hubs
+
+
+async def test_a_snapshot_that_fails_while_typing_is_tried_again(
+    connect, document, owner, monkeypatch, settings
+):
+    settings.TANDEM_SNAPSHOT_EVERY_OPS = 3
+    real_save, calls = store.save_snapshot, []
+
+    def first_fails(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(store, "save_snapshot", first_fails)
+    alice = await connect(owner, document)
+    for n in range(3):
+        await alice.submit(n, [{"insert": "a"}])
+        await alice.receive_type("ack")
+    hub = hubs.registry.hubs[document.pk]
+    await saved(hub, calls, 1)  # the third edit's: it fails
+    assert calls == [3] and hub.snapshot_version == 0
+    await alice.submit(3, [{"insert": "b"}])
+    await alice.receive_type("ack")
+    await saved(hub, calls, 2)
+    assert calls == [3, 4] and hub.snapshot_version == 4
+    versions = Snapshot.objects.filter(document=document).values_list("version", flat=True)
+    assert await sync_to_async(list)(versions) == [4]
+
+
+async def saved(hub, calls, count):
+    """Wait until `count` snapshots were tried and the last one has finished."""
+    while len(calls) < count or not hub.snapshot_task.done():
+        await asyncio.sleep(0.001)
