@@ -1,6 +1,7 @@
 """The bridge between processes keeps within Redis's connection pool."""
 
 import asyncio
+import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -16,7 +17,10 @@ pytestmark = [pytest.mark.services, pytest.mark.asyncio]
 
 @pytest.fixture
 async def layer(redis_url):
-    layer = RedisPubSubChannelLayer(hosts=[redis_url], prefix="tandem-test-bridge")
+    # Pub/sub channels are the Redis server's, whatever the database: a prefix of its own
+    # keeps concurrent runs on one server apart.
+    prefix = f"tandem-test-bridge-{uuid.uuid4().hex[:8]}"
+    layer = RedisPubSubChannelLayer(hosts=[redis_url], prefix=prefix)
     yield layer
     await layer.flush()
 
@@ -30,10 +34,12 @@ async def started(layer):
     return bridge
 
 
-async def gets_document_messages(bridge, document_id):
+async def gets_document_messages(bridge, document_id, wait=30):
+    """Whether a message to the document's group reaches the bridge within `wait` seconds:
+    generous where it should come, short where it should not (the only way to see nothing)."""
     await bridge.layer.group_send(document_group(document_id), {"type": "doc.test"})
     try:
-        await asyncio.wait_for(bridge.layer.receive(bridge.channel), 0.5)
+        await asyncio.wait_for(bridge.layer.receive(bridge.channel), wait)
     except TimeoutError:
         return False
     return True
@@ -44,7 +50,7 @@ async def test_a_thousand_documents_open_and_close_at_once(started):
     await asyncio.gather(*(started.subscribe(doc) for doc in range(1000)))
     assert await gets_document_messages(started, 999)
     await asyncio.gather(*(started.unsubscribe(doc) for doc in range(1000)))
-    assert not await gets_document_messages(started, 999)
+    assert not await gets_document_messages(started, 999, wait=0.5)
 
 
 async def test_a_reopened_document_stays_subscribed_while_the_old_hub_leaves(started):
@@ -54,7 +60,7 @@ async def test_a_reopened_document_stays_subscribed_while_the_old_hub_leaves(sta
     assert await gets_document_messages(started, 7)
     await asyncio.gather(started.unsubscribe(7), started.subscribe(7))
     await started.unsubscribe(7)
-    assert not await gets_document_messages(started, 7)
+    assert not await gets_document_messages(started, 7, wait=0.5)
     assert started.members == {}
 
 
