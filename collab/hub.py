@@ -137,15 +137,21 @@ class DocumentHub:
         return [c for c in self.connections.values() if c is not consumer]
 
     async def claim_client(self, client_id, user_id):
-        """Let `user_id` use `client_id` here unless another user's edits or `hello` have it."""
+        """Let `user_id` use `client_id` here unless another user's edits or `hello` have it.
+
+        An id the hub has not met is looked up in the log, and its latest edit remembered
+        like one the hub committed (the join tells the client of it, and the commit needs no
+        lookup of its own for the client's resend).
+        """
         if client_id not in self.claims:
+            if client_id not in self.last_seq:
+                last = await db(store.last_edit_of)(self.document_id, client_id)
+                if last is not None:
+                    # A commit of the client's while the database answered is newer.
+                    self.last_seq.setdefault(client_id, last)
             known = self.last_seq.get(client_id)
-            if known is not None:
-                found, owner = True, known[2]
-            else:
-                found, owner = await db(store.client_owner)(self.document_id, client_id)
             # Another join may have claimed it while the database answered.
-            self.claims.setdefault(client_id, owner if found else user_id)
+            self.claims.setdefault(client_id, known[2] if known is not None else user_id)
         if self.claims[client_id] != user_id:
             raise ProtocolError("client_id_taken", "this client id belongs to someone else")
 
@@ -170,6 +176,8 @@ class DocumentHub:
         }
         if hello.version is None or self.version - hello.version > CATCH_UP_MAX_OPS:
             reply["content"] = self.content.ops
+            # Whether the edit the client still holds in flight is in that content already.
+            reply["committed_seq"] = self.last_seq.get(hello.client_id, (0,))[0]
         else:
             missing = await self.ops_after(hello.version)
             if missing and missing[-1].version != self.version:

@@ -138,14 +138,15 @@ def find_committed(document_id, client_id, seq):
     return (row[0], row[1]) if row else None
 
 
-def client_owner(document_id, client_id):
-    """(True, author id) when `client_id` has edits in the document's log, else (False, None).
+def last_edit_of(document_id, client_id):
+    """(seq, version, author id) of the client's latest edit in the document, or None.
 
-    The author id is None when that user was deleted since.
+    The author id is None when that user was deleted since. One probe of the log's unique
+    (document, client, seq) index, from its end.
     """
-    authors = Operation.objects.filter(document_id=document_id, client_id=client_id)
-    found = list(authors.values_list("author_id", flat=True)[:1])
-    return (True, found[0]) if found else (False, None)
+    edits = Operation.objects.filter(document_id=document_id, client_id=client_id)
+    found = list(edits.order_by("-seq").values_list("seq", "version", "author_id")[:1])
+    return found[0] if found else None
 
 
 def commit_locked(document_id, known_version, plan):

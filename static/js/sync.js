@@ -294,7 +294,7 @@ export class SyncClient {
     this.fetchFrom = null;
     if (message.limits) this.limits = { ...DEFAULT_LIMITS, ...message.limits };
     if (message.content) {
-      this._resetTo(message.content, message.version);
+      this._resetTo(message.content, message.version, message.committed_seq);
     } else {
       this._receiveOps(message.ops || []);
       if (this.version !== null && this.version < message.version) this._requestFetch(true);
@@ -456,19 +456,21 @@ export class SyncClient {
   /**
    * The server sent a whole document (fresh load, or the ops since our version are gone).
    * Pending edits cannot be rebased exactly; they are rebased over the difference between
-   * the document we had and the new one, and submitted again.
+   * the document we had and the new one, and submitted again. `committedSeq` is our last
+   * edit the server has committed: an in-flight edit up to it is in `content` already (it
+   * was committed, its ack lost), and is not submitted again.
    */
-  _resetTo(contentOps, version) {
+  _resetTo(contentOps, version, committedSeq = 0) {
     const Delta = this.Delta;
     const content = new Delta(contentOps);
-    if (
+    const committed =
       this.inflight &&
-      this.earlyAck &&
-      this.earlyAck.seq === this.inflight.seq &&
-      this.earlyAck.version <= version
-    ) {
+      ((this.earlyAck && this.earlyAck.seq === this.inflight.seq && this.earlyAck.version <= version) ||
+        (committedSeq || 0) >= this.inflight.seq);
+    if (committed) {
       // Our edit is known to be part of the new document already.
       this.doc = this.doc.compose(this.inflight.delta);
+      this.nextSeq = Math.max(this.nextSeq, this.inflight.seq + 1);
       this.inflight = null;
     }
     const pending = this.pending();

@@ -55,7 +55,8 @@ async def test_a_hub_reopened_from_a_snapshot_asks_the_log_who_owns_the_id(
 
     thief, answer = await thief_says_hello_as(connect, editor_user, document, victim.client_id)
     assert (answer["type"], answer["code"]) == ("error", "client_id_taken")
-    assert engine.registry.hubs[document.pk].last_seq == {}  # the log decided, not memory
+    # The hub was reopened from the snapshot: the log told it whose the id is.
+    assert engine.registry.hubs[document.pk].last_seq == {victim.client_id: (1, 1, owner.pk)}
 
     back = await connect(owner, document, hello=False)
     back.client_id = victim.client_id
@@ -96,3 +97,24 @@ async def test_an_edit_under_another_user_s_committed_id_is_refused_at_commit(
     assert await text_in_db(document) == "mine!\n"
     rows = Operation.objects.values_list("author_id", flat=True)
     assert await sync_to_async(lambda: list(rows))() == [owner.pk, owner.pk]
+
+
+async def test_a_whole_document_join_names_the_client_s_last_committed_seq(
+    connect, engine, document, owner
+):
+    """So that a client whose ack was lost does not submit its edit again on top of it."""
+    alice = await connect(owner, document)
+    assert alice.joined["committed_seq"] == 0
+    await alice.submit(0, [{"insert": "once"}])
+    await alice.receive_type("ack")
+    await alice.close()
+    back = await connect(owner, document, hello=False)
+    back.client_id = alice.client_id
+    assert (await back.hello(version=None))["committed_seq"] == 1  # this hub's memory
+    await back.close()
+    snapshot = Snapshot.objects.filter(document=document, version=1).exists
+    while document.pk in engine.registry.hubs or not await sync_to_async(snapshot)():
+        await asyncio.sleep(0.01)  # until the idle hub closed with its snapshot
+    again = await connect(owner, document, hello=False)
+    again.client_id = alice.client_id
+    assert (await again.hello(version=None))["committed_seq"] == 1  # the log's

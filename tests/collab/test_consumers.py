@@ -177,7 +177,8 @@ async def test_a_resend_to_a_hub_that_never_met_the_client_is_acked_once(
     again = await connect(owner, document, hello=False)
     again.client_id = alice.client_id
     await again.hello(version=0)
-    assert engine.registry.hubs[document.pk].last_seq == {}  # loaded from the snapshot
+    # Loaded from the snapshot, the hub learnt of the client's edit from the log at hello.
+    assert engine.registry.hubs[document.pk].last_seq == {alice.client_id: (seq, 1, owner.pk)}
     await again.submit(0, [{"insert": "once"}], seq=seq)
     assert await again.receive_type("ack") == {"type": "ack", "seq": seq, "version": 1}
     assert await content_in_db(document) == (1, [{"insert": "once\n"}])

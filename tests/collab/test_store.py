@@ -68,13 +68,14 @@ def test_find_committed_names_the_version_and_author_of_a_client_edit(document):
     assert store.find_committed(document.pk + 1, "client-aaaa", 1) is None
 
 
-def test_client_owner_is_the_author_of_the_client_s_edits_here(document):
-    assert store.client_owner(document.pk, "client-aaaa") == (False, None)
+def test_last_edit_of_a_client_names_its_seq_version_and_author(document):
+    assert store.last_edit_of(document.pk, "client-aaaa") is None
     commit(document.pk, 0, "client-aaaa", 1, "a", author=document.owner_id)
     commit(document.pk, 1, "client-bbbb", 1, "b")  # its author deleted since
-    assert store.client_owner(document.pk, "client-aaaa") == (True, document.owner_id)
-    assert store.client_owner(document.pk, "client-bbbb") == (True, None)
-    assert store.client_owner(document.pk + 1, "client-aaaa") == (False, None)
+    commit(document.pk, 2, "client-aaaa", 2, "c", author=document.owner_id)
+    assert store.last_edit_of(document.pk, "client-aaaa") == (2, 3, document.owner_id)
+    assert store.last_edit_of(document.pk, "client-bbbb") == (1, 2, None)
+    assert store.last_edit_of(document.pk + 1, "client-aaaa") is None
 
 
 def verbs(queries):

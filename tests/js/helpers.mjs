@@ -45,9 +45,12 @@ export class FakeServer {
     return this.ops.slice(from).map((op) => wire(op));
   }
 
-  joined(version) {
+  /** The answer to a hello at `version`; whole content (null) names `clientId`'s last seq. */
+  joined(version, clientId = null) {
     const base = { type: "joined", version: this.version, role: "editor", readonly: false };
-    if (version === null || version === undefined) return { ...base, content: this.doc.ops };
+    if (version === null || version === undefined) {
+      return { ...base, content: this.doc.ops, committed_seq: this.lastSeq.get(clientId) || 0 };
+    }
     return { ...base, ops: this.opsAfter(version) };
   }
 }

@@ -241,3 +241,24 @@ describe("unavailable before joined", () => {
     assert.equal(text(server.doc), "offline \n");
   });
 });
+
+describe("a committed edit whose ack was lost", () => {
+  test("is applied once when the rejoin sends the whole document", () => {
+    const { h, server } = setup([{ insert: "abc\n" }]);
+    h.edit([{ retain: 3 }, { insert: "D" }]);
+    const [submit] = h.take();
+    server.submit(h.client.clientId, submit); // committed; the ack is lost with the socket
+    h.client.disconnected();
+    h.edit([{ insert: "E" }]); // typed offline
+    for (let n = 1; n <= 1001; n++) {
+      server.submit("other", { seq: n, version: server.version, delta: [{ retain: 1 }] });
+    }
+    h.client.hello();
+    // Too far behind for the ops: the server answers with the document and our last seq.
+    h.client.receive(server.joined(null, h.client.clientId));
+    settle(h, server);
+    assert.equal(text(server.doc), "EabcD\n");
+    assert.deepEqual(h.editor, server.doc);
+    assert.equal(h.client.pendingCount(), 0);
+  });
+});
