@@ -277,7 +277,8 @@ def test_hostile_messages_leave_the_server_and_the_document_sound(live):
         f"({tally.messages_ws} WebSocket frames, {tally.messages_http} POSTed lines in "
         f"{tally.posts} POSTs) in {EXAMPLES} examples, {tally.sessions} hostile sessions; "
         f"honest edits {live.honest_edits}, document version {version}; "
-        f"errors {dict(sorted(tally.errors.items(), key=str))}, closes {tally.closes}; "
+        f"errors {dict(sorted(tally.errors.items(), key=str))}, closes {tally.closes}, "
+        f"connections dropped after a due 4400 or 1009 close {tally.drops}; "
         f"slowest examples {sorted(live.durations)[-3:]} s"
     )
     stored = replay(live.env, live.document)
