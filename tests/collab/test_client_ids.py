@@ -1,13 +1,12 @@
 """A client id belongs to the user who used it first in a document: nobody else may join or
 edit under it, so de-duplication by (client_id, seq) cannot drop anyone's edits."""
 
-import asyncio
-
 import pytest
 from asgiref.sync import sync_to_async
 
 from collab import store
 from collab.models import Operation, Snapshot
+from tests.waits import until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -49,9 +48,7 @@ async def test_a_hub_reopened_from_a_snapshot_asks_the_log_who_owns_the_id(
     await victim.submit(0, [{"insert": "mine"}])
     await victim.receive_type("ack")
     await victim.close()
-    snapshot = Snapshot.objects.filter(document=document, version=1).exists
-    while document.pk in engine.registry.hubs or not await sync_to_async(snapshot)():
-        await asyncio.sleep(0.01)  # until the idle hub closed with its snapshot
+    await closed_with_snapshot(engine, document)
 
     thief, answer = await thief_says_hello_as(connect, editor_user, document, victim.client_id)
     assert (answer["type"], answer["code"]) == ("error", "client_id_taken")
@@ -112,9 +109,17 @@ async def test_a_whole_document_join_names_the_client_s_last_committed_seq(
     back.client_id = alice.client_id
     assert (await back.hello(version=None))["committed_seq"] == 1  # this hub's memory
     await back.close()
-    snapshot = Snapshot.objects.filter(document=document, version=1).exists
-    while document.pk in engine.registry.hubs or not await sync_to_async(snapshot)():
-        await asyncio.sleep(0.01)  # until the idle hub closed with its snapshot
+    await closed_with_snapshot(engine, document)
     again = await connect(owner, document, hello=False)
     again.client_id = alice.client_id
     assert (await again.hello(version=None))["committed_seq"] == 1  # the log's
+
+
+async def closed_with_snapshot(engine, document, version=1):
+    """Until the idle hub has closed, with its snapshot saved."""
+    saved = sync_to_async(Snapshot.objects.filter(document=document, version=version).exists)
+
+    async def closed():
+        return document.pk not in engine.registry.hubs and await saved()
+
+    await until(closed, "the idle hub closes with its snapshot")

@@ -1,7 +1,6 @@
 """Every edit is answered however its commit fails: the database connection lost, a bad edit
 in a batch, an error that does not go away (collab.commit.commit_batch)."""
 
-import asyncio
 import json
 import threading
 
@@ -14,6 +13,7 @@ from django.db import OperationalError, connection
 from collab import store
 from collab.dbthread import db
 from collab.models import Operation
+from tests.waits import until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -27,11 +27,6 @@ async def stored(document):
 async def log_rows():
     rows = sync_to_async(lambda: sorted(Operation.objects.values_list("client_id", "seq")))
     return await rows()
-
-
-async def until(condition):
-    while not condition():
-        await asyncio.sleep(0.001)
 
 
 class HeldCommit:

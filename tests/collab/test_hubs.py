@@ -1,13 +1,12 @@
 """The registry of open hubs (collab.hubs): a hub's close, whatever its last snapshot does."""
 
-import asyncio
-
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import OperationalError
 
 from collab import hubs, store
 from collab.models import Snapshot
+from tests.waits import until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -66,5 +65,4 @@ async def test_a_snapshot_that_fails_while_typing_is_tried_again(
 
 async def saved(hub, calls, count):
     """Wait until `count` snapshots were tried and the last one has finished."""
-    while len(calls) < count or not hub.snapshot_task.done():
-        await asyncio.sleep(0.001)
+    await until(lambda: len(calls) >= count and hub.snapshot_task.done(), "the snapshot")
