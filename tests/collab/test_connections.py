@@ -133,3 +133,29 @@ async def test_an_unreachable_redis_falls_back_to_the_processes_count():
         assert await counts.take(5, "s3", 2)
     finally:
         await counts.stop()
+
+
+@pytest.mark.services
+async def test_a_stopped_process_stops_renewing_even_if_redis_swallows_the_cancel(
+    redis_url, monkeypatch
+):
+    """redis-py 8.2 lets a cancellation in the middle of a call go unnoticed: a process whose
+    renewing task kept running after its stop would hold its users' slots for good."""
+    monkeypatch.setattr(connections, "RENEW_SECONDS", 0.01)
+    counts = ConnectionCounts("one", redis_url)
+    assert await counts.take(random.randrange(10**9, 10**10), "a", 3)
+    renewing = asyncio.Event()
+
+    async def swallowing_renew(**kwargs):
+        renewing.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            return 0  # what redis-py does with a cancellation mid-call, more often than not
+
+    counts._renew = swallowing_renew
+    await asyncio.wait_for(renewing.wait(), 30)
+    counts._task.cancel()
+    done, _ = await asyncio.wait({counts._task}, timeout=30)
+    assert done and counts._task.cancelled()
+    await counts.stop()
